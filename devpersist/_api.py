@@ -1,0 +1,261 @@
+"""dump / dumps / load / loads / info / get_untrusted_types: the orchestration.
+
+Saving: pickle the graph with arrays out of band (nothing is written if that fails),
+describe each array, then stream header, graph, array bytes, manifest and trailer to the
+target. A path target is written to a temporary file in the same folder and renamed into
+place only once complete and fsynced.
+
+Loading: validate the container, verify the graph's checksum, audit every name it
+refers to, check that the arrays' libraries and devices are available, read and verify
+each array, and only then construct the object.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any, Union
+
+from . import _format
+from ._devices import Placement
+from ._environment import environment
+from ._exceptions import IntegrityError
+from ._format import BlobSource, Container
+from ._graph import dump_graph, load_graph, scan
+from ._safety import normalize_trusted, resolve, untrusted
+from ._walk import array_paths
+
+PathLike = Union[str, "os.PathLike[str]"]
+FileLike = Union[PathLike, IO[bytes]]
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def _describe(obj: Any) -> dict[str, Any]:
+    tp = type(obj)
+    return {"type": f"{tp.__module__}.{tp.__qualname__}"}
+
+
+def _prepare(obj: Any, *, paths: bool = True) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
+    graph, refs = dump_graph(obj)
+    labels = array_paths(obj, [r.obj for r in refs]) if paths and refs else [None] * len(refs)
+    blobs = []
+    for ref, label in zip(refs, labels):
+        enc = ref.handler.encode(ref.obj)
+        meta: dict[str, Any] = {
+            "dtype": _format.dtype_to_json(enc.dtype),
+            "shape": list(enc.shape),
+            "order": enc.order,
+            "namespace": ref.handler.namespace,
+            "device": enc.device,
+        }
+        if enc.meta:
+            meta["meta"] = enc.meta
+        if label is not None:
+            meta["path"] = label
+        blobs.append(BlobSource(meta, enc.nbytes, _lazy(enc.chunks)))
+    names = scan(graph, len(refs))
+    metadata = {
+        "globals": sorted([list(n) for n in names]),
+        "object": _describe(obj),
+        "environment": environment(),
+    }
+    return graph, blobs, metadata
+
+
+def _lazy(produce: Any) -> Iterator[memoryview]:
+    yield from produce()
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize ``obj`` to bytes in the devpersist format.
+
+    Parameters
+    ----------
+    obj : object
+        A fitted estimator or any object graph made of allowlisted types and arrays.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    UnsupportedObjectError
+        Some object in the graph cannot be saved; the message names its path.
+    """
+    graph, blobs, metadata = _prepare(obj)
+    buf = io.BytesIO()
+    _format.write_container(buf, graph, blobs, metadata)
+    return buf.getvalue()
+
+
+def dump(obj: Any, file: FileLike) -> None:
+    """Save ``obj`` to ``file``, a path or a binary file object.
+
+    A path is written atomically: the data goes to a temporary file in the same folder,
+    is fsynced and renamed over the target, so the target is either the old file or the
+    complete new one, never a partial one. Nothing is created if ``obj`` cannot be saved.
+    """
+    graph, blobs, metadata = _prepare(obj)  # raises before anything touches the target
+    if isinstance(file, (str, os.PathLike)):
+        with _atomic_target(os.fspath(file)) as f:
+            _format.write_container(f, graph, blobs, metadata)
+    elif hasattr(file, "write"):
+        _format.write_container(file, graph, blobs, metadata)
+    else:
+        raise TypeError(f"file must be a path or a binary file object, not {type(file).__name__}")
+
+
+@contextmanager
+def _atomic_target(path: str) -> Iterator[IO[bytes]]:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@contextmanager
+def _source(file: Any) -> Iterator[_format.Source]:
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        yield _format.BufferSource(file)
+    elif isinstance(file, (str, os.PathLike)):
+        with open(os.fspath(file), "rb") as f:
+            yield _format.FileSource(f, 0, os.fstat(f.fileno()).st_size)
+    elif hasattr(file, "read"):
+        seekable = getattr(file, "seekable", lambda: False)()
+        if seekable:
+            start = file.tell()
+            end = file.seek(0, io.SEEK_END)
+            yield _format.FileSource(file, start, end - start)
+            file.seek(end)
+        else:
+            yield _format.BufferSource(file.read())
+    else:
+        raise TypeError(
+            f"file must be a path, a binary file object or bytes, not {type(file).__name__}"
+        )
+
+
+def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, dict[Any, Any]]:
+    container.check_padding()
+    graph = container.graph()
+    names = scan(graph, len(container.arrays))
+    declared = {tuple(n) for n in container.manifest["globals"]}
+    if names != declared:
+        raise IntegrityError("the manifest's list of globals does not match the object graph")
+    return graph, resolve(names, trusted)
+
+
+def _load(container: Container, trusted: Any, placement: Placement) -> Any:
+    graph, approved = _audit(container, normalize_trusted(trusted))
+    placement.check(container.arrays)  # libraries and devices, before anything is built
+    with placement.active():
+        arrays = [placement.decode(container, i) for i in range(len(container.arrays))]
+        obj = load_graph(graph, approved, arrays)
+    placement.report()
+    return obj
+
+
+def load(
+    file: FileLike,
+    *,
+    trusted: Iterable[Any] | None = None,
+    device: Any = None,
+    namespace: str | None = None,
+    fallback: str = "host",
+) -> Any:
+    """Load an object saved by :func:`dump`, safely.
+
+    Parameters
+    ----------
+    file : str, os.PathLike or binary file object
+    trusted : iterable of str, type or function, optional
+        Names outside the default allowlist that you trust (``"module.Qualname"``).
+    device : None, str, dict or callable, optional
+        Where arrays go. None: their original device when it exists, else the host
+        (with one warning). A string: that device. A dict maps saved devices to new ones
+        (``{"cuda:0": "cuda:1"}``). A callable gets ``(saved_device, namespace)`` and
+        returns a device string.
+    namespace : str, optional
+        Convert every array to this library (``"numpy"`` makes a plain numpy model).
+    fallback : {"host", "raise"}
+        What to do when an array's device does not exist here.
+
+    Raises
+    ------
+    FormatError, IntegrityError
+        The file is not a valid, intact devpersist file.
+    UntrustedTypeError
+        The file names types outside the allowlist; nothing was constructed.
+    """
+    placement = Placement(device=device, namespace=namespace, fallback=fallback)
+    with _source(file) as source:
+        return _load(Container.open(source), trusted, placement)
+
+
+def loads(
+    data: bytes | bytearray | memoryview,
+    *,
+    trusted: Iterable[Any] | None = None,
+    device: Any = None,
+    namespace: str | None = None,
+    fallback: str = "host",
+) -> Any:
+    """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
+    placement = Placement(device=device, namespace=namespace, fallback=fallback)
+    return _load(Container.open(_format.BufferSource(data)), trusted, placement)
+
+
+def info(file: FileLike | bytes) -> dict[str, Any]:
+    """The manifest of a file: what it holds, without unpickling or building anything.
+
+    Only the trailer and the manifest are read; array bytes are not.
+    """
+    with _source(file) as source:
+        container = Container.open(source)
+        return {**container.manifest, "file_size": source.size}
+
+
+def get_untrusted_types(file: FileLike | bytes, *, trusted: Iterable[Any] | None = None) -> list[str]:
+    """The names a file refers to that the allowlist (plus ``trusted``) does not cover.
+
+    The object graph is audited, not loaded: nothing from the file is imported or built.
+    """
+    with _source(file) as source:
+        container = Container.open(source)
+        names = scan(container.graph(), len(container.arrays))
+    return untrusted(names, normalize_trusted(trusted))

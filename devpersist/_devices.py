@@ -1,0 +1,148 @@
+"""Where loaded arrays go: the placement rules (docs/devices.md).
+
+For each saved array (library ``ns``, device ``d``):
+
+1. the library: ``namespace=`` if given (conversion), else ``ns``;
+2. the device asked for: ``device=None`` -> ``d``; a string -> that string; a dict ->
+   ``mapping.get(d, d)``; a callable -> ``f(d, ns)``. Host-only libraries (numpy) ignore
+   it. After a conversion the array goes to the target library's host device unless the
+   user named a device;
+3. if the device does not exist here: a device the user named is an error; the original
+   device falls back to the library's host device (or to numpy for device-only
+   libraries such as CuPy) with one warning listing what moved, unless
+   ``fallback="raise"``.
+
+Every decision is made in :meth:`Placement.check`, before any array is read or any
+object is built; devices and namespace modules inside the graph follow the same rules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._exceptions import DeviceError, MissingLibraryError
+from ._namespaces import TARGET
+from .arrays import handler_for_namespace, registered_namespaces
+from .arrays._numpy import empty_host, host_bytes
+
+
+class DeviceFallbackWarning(UserWarning):
+    """Arrays were loaded on the host because their saved device does not exist here."""
+
+
+class Placement:
+    def __init__(self, device: Any = None, namespace: str | None = None, fallback: str = "host") -> None:
+        if fallback not in ("host", "raise"):
+            raise ValueError(f"fallback must be 'host' or 'raise', not {fallback!r}")
+        if namespace is not None and namespace not in registered_namespaces():
+            raise ValueError(
+                f"namespace must be one of {registered_namespaces()}, not {namespace!r}"
+            )
+        if not (device is None or isinstance(device, (str, dict)) or callable(device)):
+            raise TypeError("device must be None, a string, a dict or a callable")
+        self.device = device
+        self.namespace = namespace
+        self.fallback = fallback
+        self._decisions: dict[tuple[str, str], tuple[str, str]] = {}
+        self._plan: list[tuple[str, str]] = []
+        self.moves: list[tuple[str, str, str]] = []
+
+    # -- decisions -----------------------------------------------------------------
+
+    def _requested(self, namespace: str, saved: str) -> tuple[str | None, bool]:
+        """The device asked for (None: the library's default) and whether the user
+        named it explicitly."""
+        device = self.device
+        if device is None:
+            return saved, False
+        if isinstance(device, str):
+            return device, True
+        if isinstance(device, dict):
+            if saved in device:
+                return str(device[saved]), True
+            return saved, False
+        return str(device(saved, namespace)), True
+
+    def decide(self, namespace: str, saved: str) -> tuple[str, str]:
+        """``(library, device)`` for an array or device object saved as ``(namespace, saved)``."""
+        key = (namespace, saved)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decisions[key] = self._decide(namespace, saved)
+        return decision
+
+    def _decide(self, namespace: str, saved: str) -> tuple[str, str]:
+        library = self.namespace or namespace
+        handler = handler_for_namespace(library)
+        if not handler.available():
+            raise MissingLibraryError(
+                f"the file holds {namespace} arrays and {handler.install!r} is not "
+                f"installed: install it, or load with namespace='numpy' to get numpy arrays"
+            )
+        requested, explicit = self._requested(namespace, saved)
+        if not handler.has_devices:
+            return library, handler.host_device
+        if library != namespace and not explicit:
+            return library, handler.host_device
+        if requested is not None and handler.device_available(requested):
+            return library, handler.normalize_device(requested)
+        if explicit:
+            raise DeviceError(
+                f"device {requested!r} does not exist for {library} in this process"
+            )
+        if self.fallback == "raise":
+            raise DeviceError(
+                f"the file's {namespace} arrays were saved on {saved!r}, which does not "
+                "exist here; pass device= to choose one, or fallback='host'"
+            )
+        if handler.host_device is None:  # device-only library (CuPy): becomes numpy
+            return "numpy", "cpu"
+        return library, handler.host_device
+
+    def check(self, entries: list[dict[str, Any]]) -> None:
+        """Decide every array's place before anything is read or built."""
+        self._plan = [self.decide(e["namespace"], e["device"]) for e in entries]
+        for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
+            if self.device is None and self.namespace is None and device != entry["device"]:
+                self.moves.append((entry.get("path", f"array {index}"), entry["device"], device))
+
+    # -- building --------------------------------------------------------------------
+
+    def decode(self, container: Any, index: int) -> Any:
+        entry = container.arrays[index]
+        library, device = self._plan[index]
+        host = empty_host(entry)
+        container.read_array_into(index, host_bytes(host))
+        source = handler_for_namespace(entry["namespace"])
+        if library == entry["namespace"]:
+            return source.decode(host, entry, device)
+        return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)
+
+    def device_object(self, namespace: str, saved: str) -> Any:
+        library, device = self.decide(namespace, saved)
+        return handler_for_namespace(library).device_object(device)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        token = TARGET.set(self)
+        try:
+            yield
+        finally:
+            TARGET.reset(token)
+
+    def report(self) -> None:
+        if not self.moves:
+            return
+        lines = [f"  {path}: {src} -> {dst}" for path, src, dst in self.moves[:20]]
+        if len(self.moves) > 20:
+            lines.append(f"  ... and {len(self.moves) - 20} more")
+        warnings.warn(
+            f"{len(self.moves)} array(s) were saved on devices that do not exist here and "
+            "were loaded on the host:\n" + "\n".join(lines)
+            + "\nPass device=... to choose, or fallback='raise' to make this an error.",
+            DeviceFallbackWarning,
+            stacklevel=4,
+        )

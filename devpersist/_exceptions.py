@@ -1,0 +1,85 @@
+"""Exceptions raised by devpersist.
+
+Every error derives from :class:`DevpersistError` and also from the builtin exception it
+semantically is, so ``except ValueError`` keeps working for callers that do not know
+devpersist::
+
+    DevpersistError
+    ├── FormatError (ValueError)               the bytes are not a valid devpersist file
+    │   ├── NotDevpersistError                 ...not devpersist at all (pickle, joblib, ...)
+    │   ├── UnsupportedFormatVersionError      ...a newer format than this devpersist reads
+    │   └── IntegrityError                     ...truncated, corrupted or tampered with
+    ├── UntrustedTypeError (TypeError)         the file names types outside the allowlist
+    ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
+    ├── DeviceError (RuntimeError)             an array cannot be placed where asked
+    ├── MissingLibraryError (ImportError)      the file needs an array library not installed
+    └── ResourceLimitError (ValueError)        the file exceeds a safety limit (size, depth)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeviceError",
+    "DevpersistError",
+    "FormatError",
+    "IntegrityError",
+    "MissingLibraryError",
+    "NotDevpersistError",
+    "ResourceLimitError",
+    "UnsupportedFormatVersionError",
+    "UnsupportedObjectError",
+    "UntrustedTypeError",
+]
+
+
+class DevpersistError(Exception):
+    """Root of every error raised by devpersist."""
+
+
+class FormatError(DevpersistError, ValueError):
+    """The data is not a valid devpersist file."""
+
+
+class NotDevpersistError(FormatError):
+    """The data is not a devpersist file at all; the message says what it looks like."""
+
+
+class UnsupportedFormatVersionError(FormatError):
+    """The file was written in a newer format version than this devpersist reads."""
+
+
+class IntegrityError(FormatError):
+    """The file is truncated, has extra bytes, or a checksum does not match."""
+
+
+class ResourceLimitError(FormatError):
+    """The file exceeds a safety limit (manifest size, nesting depth, object count...)."""
+
+
+class UntrustedTypeError(DevpersistError, TypeError):
+    """The file refers to types or functions outside the allowlist.
+
+    ``untrusted`` lists the offending names as ``"module.qualname"`` strings; pass the
+    ones you trust as ``trusted=[...]`` to :func:`devpersist.load`.
+    """
+
+    def __init__(self, message: str, untrusted: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.untrusted = list(untrusted or [])
+
+
+class UnsupportedObjectError(DevpersistError, TypeError):
+    """An object in the graph cannot be saved; the message names its attribute path."""
+
+    def __init__(self, message: str, path: str = "", type_name: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.type_name = type_name
+
+
+class DeviceError(DevpersistError, RuntimeError):
+    """An array cannot be placed on the requested device."""
+
+
+class MissingLibraryError(DevpersistError, ImportError):
+    """The file holds arrays of a library that is not installed."""

@@ -1,0 +1,279 @@
+"""The allowlist: which globals a file may name, decided before anything is imported.
+
+A name is a ``(module, qualname)`` pair as pickle writes it. It is allowed when
+
+1. it is in :data:`EXACT` (builtins containers, numpy dtypes and scalars, scipy sparse
+   formats, devpersist's own constructors...), some mapped to a checking substitute;
+2. it is passed in ``trusted=`` by the caller (never read from the file);
+3. it matches the scikit-learn rule: the module is ``sklearn`` or below, outside
+   :data:`SKLEARN_EXCLUDED`, the name is one plain identifier, and once imported the
+   object is a class defined under ``sklearn``, or a function defined under one of
+   :data:`SKLEARN_FUNCTION_MODULES` (metrics and score functions: pure computation).
+
+Step 3 is the only one that imports a module before the verdict, and it imports only
+scikit-learn's own modules, which are installed code that the user already runs; the
+strings are checked before that import. Nothing is ever allowed by module wildcard for
+modules that expose code-running callables (``builtins``, ``os``, ``operator``,
+``functools``, ``importlib``...): those are listed name by name or not at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._exceptions import UntrustedTypeError
+
+Name = tuple[str, str]
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_MODULE_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*\Z")
+_PLAIN_NAME_RE = re.compile(rf"{_IDENT}\Z")
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    """numpy's scalar reconstructor, restricted to plain bytes of a non-object dtype."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise UntrustedTypeError("numpy scalar with an object dtype or non-bytes payload")
+    if len(data) != dtype.itemsize:
+        raise UntrustedTypeError("numpy scalar payload does not match its dtype size")
+    return np._core.multiarray.scalar(dtype, data)  # type: ignore[attr-defined]
+
+
+_BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
+
+
+def _bit_generator_class(name: Any) -> Any:
+    import numpy.random as npr
+
+    if isinstance(name, type):
+        name = name.__name__
+    if name not in _BIT_GENERATORS:
+        raise UntrustedTypeError(f"unknown numpy bit generator {name!r}")
+    return getattr(npr, name)
+
+
+def _bit_generator_ctor(name: Any = "MT19937") -> Any:
+    return _bit_generator_class(name)()
+
+
+def _randomstate_ctor(name: Any = "MT19937", ctor: Any = None) -> Any:
+    import numpy.random as npr
+
+    return npr.RandomState(_bit_generator_ctor(name))
+
+
+def _generator_ctor(name: Any = "PCG64", ctor: Any = None) -> Any:
+    import numpy.random as npr
+
+    return npr.Generator(_bit_generator_ctor(name))
+
+
+def _numpy_random(name: str) -> Callable[[], Any]:
+    return lambda: getattr(importlib.import_module("numpy.random"), name)
+
+
+def _attr(module: str, name: str) -> Callable[[], Any]:
+    return lambda: getattr(importlib.import_module(module), name)
+
+
+def _const(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
+# (module, qualname) -> zero-argument resolver. Resolvers import lazily, so listing a
+# name costs nothing until a file uses it.
+EXACT: dict[Name, Callable[[], Any]] = {}
+
+
+def _add(module: str, names: Iterable[str], resolve: Callable[[str, str], Callable[[], Any]] = _attr) -> None:
+    for name in names:
+        EXACT[(module, name)] = resolve(module, name)
+
+
+# builtins: scalar types used as parameters (dtype=float...). eval/exec/getattr/open are
+# absent on purpose, and so are the sized constructors (bytes(n), bytearray(n), list(range(n)))
+# that would let a tiny file allocate unbounded memory; containers have their own opcodes.
+_add("builtins", ["bool", "complex", "float", "int", "object", "slice", "str"])
+_add("collections", ["OrderedDict", "defaultdict", "deque", "Counter"])
+_add("datetime", ["date", "datetime", "time", "timedelta", "timezone"])
+_add("decimal", ["Decimal"])
+_add("fractions", ["Fraction"])
+
+# numpy: dtypes, scalar types, a few pure reductions used as estimator parameters.
+_NUMPY_TYPES = [
+    "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+    "uint64", "intc", "uintc", "intp", "uintp", "longlong", "ulonglong", "float16",
+    "float32", "float64", "longdouble", "complex64", "complex128", "clongdouble",
+    "str_", "bytes_", "datetime64", "timedelta64", "void", "dtype",
+    "number", "integer", "floating", "signedinteger", "unsignedinteger", "generic",
+]
+_NUMPY_FUNCTIONS = [
+    "mean", "median", "average", "sum", "prod", "min", "max", "amin", "amax", "std",
+    "var", "nanmean", "nanmedian", "nansum", "nanmin", "nanmax", "nanstd", "nanvar",
+    "log", "log1p", "exp", "expm1", "sqrt", "abs", "absolute", "square", "sign",
+    "tanh", "arcsinh", "clip", "round", "floor", "ceil", "percentile", "quantile",
+]
+_add("numpy", _NUMPY_TYPES + _NUMPY_FUNCTIONS)
+for _mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
+    EXACT[(_mod, "scalar")] = _const(_numpy_scalar)
+for _mod in ("numpy.dtypes",):
+    _add(_mod, [f"{t}DType" for t in (
+        "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+        "Float16", "Float32", "Float64", "LongDouble", "Complex64", "Complex128",
+        "CLongDouble", "Str", "Bytes", "DateTime64", "TimeDelta64", "Void",
+    )])
+for _name in _BIT_GENERATORS:
+    EXACT[("numpy.random", _name)] = _numpy_random(_name)
+    EXACT[(f"numpy.random._{_name.lower()}", _name)] = _numpy_random(_name)
+EXACT[("numpy.random._pcg64", "PCG64DXSM")] = _numpy_random("PCG64DXSM")
+EXACT[("numpy.random", "RandomState")] = _numpy_random("RandomState")
+EXACT[("numpy.random.mtrand", "RandomState")] = _numpy_random("RandomState")
+EXACT[("numpy.random", "Generator")] = _numpy_random("Generator")
+EXACT[("numpy.random._generator", "Generator")] = _numpy_random("Generator")
+EXACT[("numpy.random", "SeedSequence")] = _numpy_random("SeedSequence")
+EXACT[("numpy.random.bit_generator", "SeedSequence")] = _numpy_random("SeedSequence")
+EXACT[("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")] = _attr(
+    "numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"
+)
+EXACT[("numpy.random._pickle", "__bit_generator_ctor")] = _const(_bit_generator_ctor)
+EXACT[("numpy.random._pickle", "__randomstate_ctor")] = _const(_randomstate_ctor)
+EXACT[("numpy.random._pickle", "__generator_ctor")] = _const(_generator_ctor)
+
+# scipy: sparse containers and the B-spline object (SplineTransformer).
+for _fmt in ("bsr", "coo", "csc", "csr", "dia", "dok", "lil"):
+    _add(f"scipy.sparse._{_fmt}", [f"{_fmt}_matrix", f"{_fmt}_array"])
+_add("scipy.interpolate._bsplines", ["BSpline"])
+
+# devpersist's own reconstructors (objects the pickler writes through reducer_override).
+_add(
+    "devpersist._graph",
+    ["_object_array", "_masked_array", "_namespace_module", "_device"],
+)
+
+# scikit-learn: the rule below, plus these non-class helpers.
+_add("sklearn.neighbors._kd_tree", ["newObj"])
+_add("sklearn.neighbors._ball_tree", ["newObj"])
+
+SKLEARN_EXCLUDED = (
+    "tests", "_testing", "externals", "datasets", "experimental", "conftest",
+    "_build_utils", "__check_build", "parallel", "_joblib", "_show_versions",
+    "discovery", "_repr_html", "fixes", "_config",
+)
+SKLEARN_FUNCTION_MODULES = (
+    "sklearn.metrics",
+    "sklearn.feature_selection._univariate_selection",
+    "sklearn.feature_selection._mutual_info",
+    "sklearn.cluster._kmeans",
+)
+
+
+def _sklearn_module_ok(module: str) -> bool:
+    parts = module.split(".")
+    return parts[0] == "sklearn" and not any(p in SKLEARN_EXCLUDED for p in parts[1:])
+
+
+def _by_sklearn_rule(module: str, name: str) -> Any:
+    """Resolve ``module.name`` under the scikit-learn rule, or return None."""
+    if not _sklearn_module_ok(module) or not _PLAIN_NAME_RE.match(name) or name.startswith("__"):
+        return None
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    own = getattr(obj, "__module__", None)
+    if not isinstance(own, str) or not _sklearn_module_ok(own):
+        return None
+    if isinstance(obj, type):
+        return obj
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)) or type(obj).__name__ == "cython_function_or_method":
+        if any(own == m or own.startswith(m + ".") for m in SKLEARN_FUNCTION_MODULES):
+            return obj
+    return None
+
+
+def dotted(name: Name) -> str:
+    return f"{name[0]}.{name[1]}"
+
+
+def normalize_trusted(trusted: Iterable[Any] | None) -> frozenset[str]:
+    """``trusted`` entries as ``"module.qualname"`` strings (types and functions too)."""
+    if trusted is None:
+        return frozenset()
+    if isinstance(trusted, (str, type)):
+        trusted = [trusted]
+    out = set()
+    for item in trusted:
+        if isinstance(item, str):
+            out.add(item)
+        elif isinstance(item, tuple) and len(item) == 2:
+            out.add(dotted(item))
+        elif hasattr(item, "__module__") and hasattr(item, "__qualname__"):
+            out.add(f"{item.__module__}.{item.__qualname__}")
+        else:
+            raise TypeError(f"trusted entries are names, types or functions, not {item!r}")
+    return frozenset(out)
+
+
+def _resolve_trusted(module: str, name: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _well_formed(name: Any) -> bool:
+    return (
+        isinstance(name, tuple)
+        and len(name) == 2
+        and all(isinstance(p, str) for p in name)
+        and _MODULE_RE.match(name[0]) is not None
+        and _MODULE_RE.match(name[1]) is not None
+    )
+
+
+def untrusted(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> list[str]:
+    """The names outside the allowlist, as sorted ``"module.qualname"`` strings.
+
+    Only the scikit-learn rule imports anything (scikit-learn's own modules).
+    """
+    return sorted(dotted(n) if _well_formed(n) else repr(n) for n in names if _verdict(n, trusted) is None)
+
+
+_rule_cache: dict[Name, Any] = {}
+
+
+def _verdict(name: Name, trusted: frozenset[str]) -> Callable[[], Any] | None:
+    if not _well_formed(name):
+        return None
+    resolver = EXACT.get(name)
+    if resolver is not None:
+        return resolver
+    if dotted(name) in trusted:
+        return lambda: _resolve_trusted(*name)
+    if name not in _rule_cache:
+        _rule_cache[name] = _by_sklearn_rule(*name)
+    obj = _rule_cache[name]
+    return None if obj is None else _const(obj)
+
+
+def resolve(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> dict[Name, Any]:
+    """Check every name first, then import and return them; raise if any is untrusted."""
+    names = list(names)
+    verdicts = {n: _verdict(n, trusted) for n in names}
+    bad = sorted(dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None)
+    if bad:
+        raise UntrustedTypeError(
+            "the file refers to names outside the allowlist: "
+            + ", ".join(bad)
+            + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
+            "devpersist.get_untrusted_types(file) lists them.",
+            untrusted=bad,
+        )
+    return {n: v() for n, v in verdicts.items()}  # type: ignore[misc]
+

@@ -1,0 +1,119 @@
+"""Walking an object graph the way pickle sees it, to name attribute paths.
+
+Only used off the fast path: to label arrays in the manifest and to say which attribute
+of a graph cannot be saved. The walk is breadth-first and iterative, with a seen-set, so
+cycles and deep graphs are fine.
+"""
+
+from __future__ import annotations
+
+import types
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, type, range, slice)
+MAX_VISITS = 1_000_000
+
+
+def _children(obj: Any) -> Iterator[tuple[str, Any]]:
+    tp = type(obj)
+    if tp in (list, tuple) or isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            yield f"[{i}]", item
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield f"[{key!r}]", value
+        return
+    if isinstance(obj, (set, frozenset)):
+        for item in obj:
+            yield "{…}", item
+        return
+    state = getattr(obj, "__dict__", None)
+    if state is None and hasattr(obj, "__getstate__") and not isinstance(obj, type):
+        try:
+            state = obj.__getstate__()
+        except Exception:  # noqa: BLE001 - a best-effort walk
+            state = None
+    if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
+        state = {**(state[0] or {}), **(state[1] or {})}
+    if isinstance(state, dict):
+        for key, value in state.items():
+            yield (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"), value
+
+
+def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
+    """Call ``visit(path, obj)`` breadth-first; stop when it returns True."""
+    name = type(root).__name__
+    seen = {id(root)}
+    queue: deque[tuple[str, Any]] = deque([(name, root)])
+    visits = 0
+    while queue and visits < MAX_VISITS:
+        path, obj = queue.popleft()
+        visits += 1
+        if visit(path, obj):
+            return
+        if isinstance(obj, _ATOMS) or isinstance(obj, (types.FunctionType, types.ModuleType)):
+            continue
+        if type(obj).__module__.partition(".")[0] in ("numpy", "torch", "cupy", "jax", "array_api_strict"):
+            continue
+        for label, child in _children(obj):
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append((path + label, child))
+
+
+def array_paths(root: Any, arrays: list[Any]) -> list[str | None]:
+    """The attribute path of each array in ``arrays`` (None where not found)."""
+    wanted = {id(a): i for i, a in enumerate(arrays)}
+    found: list[str | None] = [None] * len(arrays)
+    remaining = len(wanted)
+
+    def visit(path: str, obj: Any) -> bool:
+        nonlocal remaining
+        index = wanted.get(id(obj))
+        if index is not None and found[index] is None:
+            found[index] = path
+            remaining -= 1
+        return remaining == 0
+
+    if wanted:
+        walk(root, visit)
+    return found
+
+
+def _why_unpicklable(obj: Any) -> str | None:
+    if isinstance(obj, types.FunctionType):
+        qualname = obj.__qualname__
+        if "<lambda>" in qualname:
+            return "lambdas cannot be saved; use a module-level function"
+        if "<locals>" in qualname:
+            return "functions defined inside another function cannot be saved"
+        return None
+    if isinstance(obj, types.GeneratorType):
+        return "generators cannot be saved"
+    if isinstance(obj, (types.ModuleType,)):
+        return None
+    if isinstance(obj, _ATOMS) or type(obj) in (list, tuple, dict, set, frozenset):
+        return None
+    try:
+        obj.__reduce_ex__(5)
+    except Exception as exc:  # noqa: BLE001 - the reason is what we report
+        return str(exc)
+    return None
+
+
+def find_unpicklable(root: Any) -> tuple[str, Any, str] | None:
+    """The first object (breadth-first) that pickle cannot save: path, object, reason."""
+    result: list[tuple[str, Any, str]] = []
+
+    def visit(path: str, obj: Any) -> bool:
+        reason = _why_unpicklable(obj)
+        if reason is not None:
+            result.append((path, obj, reason))
+            return True
+        return False
+
+    walk(root, visit)
+    return result[0] if result else None
