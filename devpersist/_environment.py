@@ -33,8 +33,19 @@ def _version(dist: str) -> str | None:
         return None
 
 
+_cache: dict[frozenset[str], dict[str, Any]] = {}
+
+
 def environment() -> dict[str, Any]:
     """Versions of the packages loaded in this process (looked up once each)."""
+    loaded = frozenset(m for m in PACKAGES.values() if m in sys.modules)
+    cached = _cache.get(loaded)
+    if cached is None:
+        cached = _cache[loaded] = _environment()
+    return cached
+
+
+def _environment() -> dict[str, Any]:
     from ._version import __version__
 
     packages = {"devpersist": __version__}

@@ -307,7 +307,18 @@ ARRAY_KEYS = {
     "device": str,
     "meta": dict,
     "path": str,
+    "codec": str,
 }
+#: Per-array ``meta`` keys and their types (what handlers may record).
+META_KEYS = {
+    "writeable": bool,      # numpy: False for read-only arrays
+    "dtype": str,           # the library's own dtype name when it differs (bfloat16)
+    "requires_grad": bool,  # torch
+    "parameter": bool,      # torch.nn.Parameter
+    "cast": (str, list),    # precision option: the dtype to restore on load
+}
+#: Compression codecs a reader may meet; ``length`` is then the compressed size.
+CODECS = ("zstd", "lz4", "zlib", "lzma")
 ARRAY_REQUIRED = ("offset", "length", "checksum", "dtype", "shape", "order", "namespace", "device")
 _CHECKSUM_RE = re.compile(r"xxh3_64:[0-9a-f]{16}\Z")
 MAX_NDIM = 64
@@ -367,6 +378,11 @@ def validate_manifest(manifest: Any, trailer: Trailer) -> None:
 
 
 def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
+    if "meta" in entry:
+        _check_keys(f"{name}'s meta", entry["meta"], META_KEYS, ())
+    codec = entry.get("codec")
+    if codec is not None and codec not in CODECS:
+        raise FormatError(f"{name}: unknown codec {codec!r}")
     shape = entry["shape"]
     if len(shape) > MAX_NDIM or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
@@ -378,7 +394,7 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     count = 1
     for n in shape:
         count *= n
-    if count * dtype.itemsize != entry["length"]:
+    if codec is None and count * dtype.itemsize != entry["length"]:
         raise IntegrityError(
             f"{name}: shape {tuple(shape)} of {dtype} needs {count * dtype.itemsize} "
             f"bytes but {entry['length']} are declared"

@@ -38,7 +38,7 @@ from ._exceptions import (
 PROTOCOL = 5
 #: Safety limits for the audit: objects built by REDUCE/NEWOBJ/BUILD, nesting depth.
 MAX_OBJECTS = 10_000_000
-MAX_DEPTH = 1_000
+MAX_DEPTH = 500
 
 
 # --------------------------------------------------------------------------- saving
@@ -91,6 +91,10 @@ def _device(namespace: str, device: str) -> Any:
     return device_object(namespace, device)
 
 
+_MISSING: Any = object()
+_by_type = _arrays._registry._by_type
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, f: io.BytesIO) -> None:
         super().__init__(f, protocol=PROTOCOL)
@@ -98,8 +102,15 @@ class _Pickler(pickle.Pickler):
         self._index: dict[int, int] = {}
 
     def persistent_id(self, obj: Any) -> Any:
-        handler = _arrays.handler_for(type(obj))
-        if handler is None or not handler.stores(obj):
+        # called for every object pickled, ints and strings too: keep it lean
+        handler = _by_type.get(type(obj), _MISSING)
+        if handler is None:
+            return None
+        if handler is _MISSING:
+            handler = _arrays.handler_for(type(obj))
+            if handler is None:
+                return None
+        if not handler.stores(obj):
             return None
         key = id(obj)
         index = self._index.get(key)
@@ -109,35 +120,67 @@ class _Pickler(pickle.Pickler):
         return index
 
     def reducer_override(self, obj: Any) -> Any:
+        # called for every non-builtin object: one dict lookup for the common case
         tp = type(obj)
-        module = tp.__module__
-        if module.startswith("numpy"):
-            import numpy as np
+        special = _special.get(tp, _MISSING)
+        if special is _MISSING:
+            special = _special[tp] = _classify(tp)
+        if special is None:
+            return NotImplemented
+        return special(obj)
 
-            if tp is np.ndarray and obj.dtype.hasobject:
-                if obj.dtype.fields is not None:
-                    raise UnsupportedObjectError(
-                        "structured arrays holding Python objects cannot be saved",
-                        type_name="numpy.ndarray",
-                    )
-                return _object_array, (list(obj.ravel(order="C")), obj.shape)
-            if tp is np.ma.MaskedArray:
-                return _masked_array, (
-                    np.asarray(obj.data),
-                    np.ma.getmaskarray(obj),
-                    obj.fill_value,
-                    obj.hardmask,
-                )
-        if tp is types.ModuleType:
-            from ._namespaces import namespace_name
 
-            return _namespace_module, (namespace_name(obj),)
-        from ._namespaces import device_reduce
+def _reduce_numpy_array(obj: Any) -> Any:
+    if not obj.dtype.hasobject:
+        return NotImplemented  # cannot happen: persistent_id took it
+    if obj.dtype.fields is not None:
+        raise UnsupportedObjectError(
+            "structured arrays holding Python objects cannot be saved",
+            type_name="numpy.ndarray",
+        )
+    return _object_array, (list(obj.ravel(order="C")), obj.shape)
 
-        reduced = device_reduce(obj)
-        if reduced is not None:
-            return _device, reduced
-        return NotImplemented
+
+def _reduce_masked_array(obj: Any) -> Any:
+    import numpy as np
+
+    return _masked_array, (np.asarray(obj.data), np.ma.getmaskarray(obj), obj.fill_value, obj.hardmask)
+
+
+def _reduce_module(obj: Any) -> Any:
+    from ._namespaces import namespace_name
+
+    return _namespace_module, (namespace_name(obj),)
+
+
+def _reduce_device(obj: Any) -> Any:
+    from ._namespaces import device_reduce
+
+    return _device, device_reduce(obj)
+
+
+def _classify(tp: type) -> Callable[[Any], Any] | None:
+    """The special reducer for objects of type ``tp``, or None (pickle's default)."""
+    module = getattr(tp, "__module__", "") or ""
+    if tp is types.ModuleType:
+        return _reduce_module
+    if module.startswith("numpy"):
+        import numpy as np
+
+        if tp is np.ndarray or tp is np.memmap:
+            return _reduce_numpy_array
+        if tp is np.ma.MaskedArray:
+            return _reduce_masked_array
+        return None
+    if module.partition(".")[0] in ("torch", "array_api_strict", "cupy"):
+        from ._namespaces import is_device_type
+
+        if is_device_type(tp):
+            return _reduce_device
+    return None
+
+
+_special: dict[type, Callable[[Any], Any] | None] = {}
 
 
 def dump_graph(obj: Any) -> tuple[bytes, list[ArrayRef]]:
@@ -174,13 +217,16 @@ def _unsupported(root: Any, exc: BaseException) -> UnsupportedObjectError:
 
 
 class _Stub:
-    """Stands in for every global during the audit; accepts any construction."""
+    """Stands in for every global during the audit; accepts any construction.
+
+    ``parts`` keeps what was passed in, flat, so the limits check sees the graph.
+    """
 
     __slots__ = ("parts",)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:  # NEWOBJ calls __new__ only
         self = object.__new__(cls)
-        self.parts = (args, kwargs)
+        self.parts = [args, kwargs]
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -190,16 +236,17 @@ class _Stub:
         return _Stub(*args, **kwargs)
 
     def __setstate__(self, state: Any) -> None:
-        self.parts = (self.parts, state)
+        self.parts.append(state)
 
     def append(self, item: Any) -> None:
-        self.parts = (self.parts, item)
+        self.parts.append(item)
 
     def extend(self, items: Any) -> None:
-        self.parts = (self.parts, items)
+        self.parts.append(items)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.parts = (self.parts, key, value)
+        self.parts.append(key)
+        self.parts.append(value)
 
 
 class _AuditUnpickler(pickle.Unpickler):
@@ -235,38 +282,43 @@ def scan(data: bytes, n_arrays: int) -> set[tuple[str, str]]:
         raise IntegrityError(f"the object graph is not a valid stream: {exc}") from exc
     if auditor.pids != set(range(n_arrays)):
         raise IntegrityError("the manifest lists arrays the object graph never uses")
-    _check_shape(root)
+    # Every distinct container costs at least one opcode byte, so a stream shorter than
+    # the limits cannot exceed them: skip the walk for small graphs.
+    if len(data) > MAX_DEPTH:
+        _check_shape(root)
     return auditor.names
 
 
 def _check_shape(root: Any) -> None:
-    """Depth and size limits over the audited graph, iteratively (no recursion)."""
+    """Depth and size limits over the audited graph, level by level (no recursion).
+
+    The depth is measured breadth-first from the root, a lower bound of the longest
+    chain when references are shared; it bounds nesting built with or without the memo.
+    """
     seen: set[int] = set()
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    count = 0
-    while stack:
-        obj, depth = stack.pop()
-        tp = type(obj)
-        if tp is _Stub:
-            children: Any = obj.parts
-        elif tp in (list, tuple, set, frozenset):
-            children = obj
-        elif tp is dict:
-            children = obj.items()
-        else:
-            continue
-        key = id(obj)
-        if key in seen:
-            continue
-        seen.add(key)
-        count += 1
+    level = [root]
+    depth = count = 0
+    containers = _CONTAINERS
+    while level:
+        depth += 1
         if depth > MAX_DEPTH:
             raise ResourceLimitError(f"the object graph nests deeper than {MAX_DEPTH} levels")
+        nxt: list[Any] = []
+        for obj in level:
+            key = id(obj)
+            if key in seen:
+                continue
+            seen.add(key)
+            tp = type(obj)
+            if tp is dict:
+                nxt += [v for v in obj.values() if type(v) in containers]
+                nxt += [k for k in obj if type(k) in containers]
+            else:
+                nxt += [c for c in (obj.parts if tp is _Stub else obj) if type(c) in containers]
+        count += len(level)
         if count > MAX_OBJECTS:
             raise ResourceLimitError(f"the object graph has more than {MAX_OBJECTS} containers")
-        for child in children:
-            if type(child) in _CONTAINERS:
-                stack.append((child, depth + 1))
+        level = nxt
 
 
 _CONTAINERS = frozenset({_Stub, list, tuple, set, frozenset, dict})

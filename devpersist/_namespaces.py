@@ -66,6 +66,15 @@ def namespace_module(name: Any) -> Any:
 
 # --------------------------------------------------------------------------- devices
 
+def is_device_type(tp: type) -> bool:
+    module, name = tp.__module__, tp.__name__
+    return (
+        (module == "torch" and name == "device")
+        or (module.startswith("array_api_strict") and name == "Device")
+        or (module.startswith("cupy") and name == "Device")
+    )
+
+
 def device_reduce(obj: Any) -> tuple[str, str] | None:
     """``(namespace, device string)`` for a device object, else None. Never imports."""
     tp = type(obj)

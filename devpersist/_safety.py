@@ -62,16 +62,26 @@ def _bit_generator_ctor(name: Any = "MT19937") -> Any:
     return _bit_generator_class(name)()
 
 
+def _bit_generator(arg: Any) -> Any:
+    """numpy passes either a bit generator (already rebuilt from the stream) or a name;
+    the ``ctor`` callable numpy also passes is ignored, never called."""
+    import numpy.random as npr
+
+    if isinstance(arg, npr.BitGenerator):
+        return arg
+    return _bit_generator_ctor(arg)
+
+
 def _randomstate_ctor(name: Any = "MT19937", ctor: Any = None) -> Any:
     import numpy.random as npr
 
-    return npr.RandomState(_bit_generator_ctor(name))
+    return npr.RandomState(_bit_generator(name))
 
 
 def _generator_ctor(name: Any = "PCG64", ctor: Any = None) -> Any:
     import numpy.random as npr
 
-    return npr.Generator(_bit_generator_ctor(name))
+    return npr.Generator(_bit_generator(name))
 
 
 def _numpy_random(name: str) -> Callable[[], Any]:
@@ -149,6 +159,8 @@ EXACT[("numpy.random._pickle", "__generator_ctor")] = _const(_generator_ctor)
 for _fmt in ("bsr", "coo", "csc", "csr", "dia", "dok", "lil"):
     _add(f"scipy.sparse._{_fmt}", [f"{_fmt}_matrix", f"{_fmt}_array"])
 _add("scipy.interpolate._bsplines", ["BSpline"])
+# BSpline keeps its namespace's asarray: pure array construction.
+_add("scipy._lib.array_api_compat.numpy._aliases", ["asarray"])
 
 # devpersist's own reconstructors (objects the pickler writes through reducer_override).
 _add(
@@ -262,8 +274,25 @@ def _verdict(name: Name, trusted: frozenset[str]) -> Callable[[], Any] | None:
     return None if obj is None else _const(obj)
 
 
+_resolved: dict[tuple[frozenset[Name], frozenset[str]], dict[Name, Any]] = {}
+
+
 def resolve(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> dict[Name, Any]:
-    """Check every name first, then import and return them; raise if any is untrusted."""
+    """Check every name first, then import and return them; raise if any is untrusted.
+
+    Verdicts depend only on the names and ``trusted``, so a set seen before is answered
+    from a cache (serving loads the same model file over and over).
+    """
+    key = (frozenset(names), trusted)
+    approved = _resolved.get(key)
+    if approved is None:
+        approved = _resolve(key[0], trusted)
+        if len(_resolved) < 256:
+            _resolved[key] = approved
+    return approved
+
+
+def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
     names = list(names)
     verdicts = {n: _verdict(n, trusted) for n in names}
     bad = sorted(dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None)

@@ -13,18 +13,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, type, range, slice)
+_LEAVES = frozenset(_ATOMS) | {types.FunctionType, types.ModuleType, types.BuiltinFunctionType}
+_ARRAY_MODULES = frozenset({"numpy", "torch", "cupy", "jax", "jaxlib", "array_api_strict", "dpnp"})
 MAX_VISITS = 1_000_000
 
 
 def _children(obj: Any) -> Iterator[tuple[str, Any]]:
-    tp = type(obj)
-    if tp in (list, tuple) or isinstance(obj, (list, tuple)):
+    if isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            yield f"[{i}]", item
+            if type(item) not in _LEAVES:
+                yield f"[{i}]", item
         return
     if isinstance(obj, dict):
         for key, value in obj.items():
-            yield f"[{key!r}]", value
+            if type(value) not in _LEAVES:
+                yield f"[{key!r}]", value
         return
     if isinstance(obj, (set, frozenset)):
         for item in obj:
@@ -40,7 +43,8 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
         state = {**(state[0] or {}), **(state[1] or {})}
     if isinstance(state, dict):
         for key, value in state.items():
-            yield (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"), value
+            if type(value) not in _LEAVES:
+                yield (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"), value
 
 
 def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
@@ -54,9 +58,8 @@ def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
         visits += 1
         if visit(path, obj):
             return
-        if isinstance(obj, _ATOMS) or isinstance(obj, (types.FunctionType, types.ModuleType)):
-            continue
-        if type(obj).__module__.partition(".")[0] in ("numpy", "torch", "cupy", "jax", "array_api_strict"):
+        tp = type(obj)
+        if tp in _LEAVES or tp.__module__.partition(".")[0] in _ARRAY_MODULES:
             continue
         for label, child in _children(obj):
             if id(child) not in seen:
