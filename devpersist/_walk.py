@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, type, range, slice)
-_LEAVES = frozenset(_ATOMS) | {types.FunctionType, types.ModuleType, types.BuiltinFunctionType}
+_ATOM_SET = frozenset(_ATOMS)
+_LEAVES = _ATOM_SET | {types.FunctionType, types.ModuleType, types.BuiltinFunctionType}
 _ARRAY_MODULES = frozenset({"numpy", "torch", "cupy", "jax", "jaxlib", "array_api_strict", "dpnp"})
 MAX_VISITS = 1_000_000
 
@@ -21,12 +22,12 @@ MAX_VISITS = 1_000_000
 def _children(obj: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            if type(item) not in _LEAVES:
+            if type(item) not in _ATOM_SET:
                 yield f"[{i}]", item
         return
     if isinstance(obj, dict):
         for key, value in obj.items():
-            if type(value) not in _LEAVES:
+            if type(value) not in _ATOM_SET:
                 yield f"[{key!r}]", value
         return
     if isinstance(obj, (set, frozenset)):
@@ -43,7 +44,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
         state = {**(state[0] or {}), **(state[1] or {})}
     if isinstance(state, dict):
         for key, value in state.items():
-            if type(value) not in _LEAVES:
+            if type(value) not in _ATOM_SET:
                 yield (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"), value
 
 

@@ -24,7 +24,7 @@ METHODS = (
 
 
 @lru_cache(maxsize=1)
-def tested_instances() -> tuple[Any, ...]:
+def sklearn_instances() -> tuple[Any, ...]:
     from sklearn.utils._test_common.instance_generator import _tested_estimators
 
     with warnings.catch_warnings():
