@@ -4,8 +4,10 @@ The public API is what this module exports; everything in ``_``-prefixed modules
 private.
 """
 
-from ._api import dump, dumps, get_untrusted_types, info, load, loads
+from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads
+from ._config import ConfigWarning, ConfiguredEstimator, unwrap
 from ._devices import DeviceFallbackWarning
+from ._environment import VersionMismatchWarning
 from ._exceptions import (
     DeviceError,
     DevpersistError,
@@ -17,12 +19,15 @@ from ._exceptions import (
     UnsupportedFormatVersionError,
     UnsupportedObjectError,
     UntrustedTypeError,
+    VersionMismatchError,
 )
 from ._format import FORMAT_VERSION
 from ._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "ConfigWarning",
+    "ConfiguredEstimator",
     "DeviceError",
     "DeviceFallbackWarning",
     "DevpersistError",
@@ -34,11 +39,15 @@ __all__ = [
     "UnsupportedFormatVersionError",
     "UnsupportedObjectError",
     "UntrustedTypeError",
+    "VersionMismatchError",
+    "VersionMismatchWarning",
     "__version__",
+    "config_context",
     "dump",
     "dumps",
     "get_untrusted_types",
     "info",
     "load",
     "loads",
+    "unwrap",
 ]

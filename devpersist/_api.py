@@ -19,10 +19,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Union
 
-from . import _format
+import warnings
+
+from . import _config, _format
 from ._devices import Placement
-from ._environment import environment
-from ._exceptions import IntegrityError
+from ._environment import (
+    VersionMismatchWarning,
+    cpu_name,
+    environment,
+    mismatch_table,
+    mismatches,
+    validate_environment,
+)
+from ._exceptions import FormatError, IntegrityError, VersionMismatchError
 from ._format import BlobSource, Container
 from ._graph import dump_graph, load_graph, scan
 from ._safety import normalize_trusted, resolve, untrusted
@@ -59,12 +68,29 @@ def _prepare(obj: Any, *, paths: bool = True) -> tuple[bytes, list[BlobSource], 
             meta["path"] = label
         blobs.append(BlobSource(meta, enc.nbytes, _lazy(enc.chunks)))
     names = scan(graph, len(refs))
-    metadata = {
+    uses_sklearnex = any(m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names)
+    env = environment()
+    devices = {b.meta["device"]: b.meta["namespace"] for b in blobs}
+    if devices:
+        env = {**env, "devices": {d: _device_name(ns, d) for d, ns in sorted(devices.items())}}
+    metadata: dict[str, Any] = {
         "globals": sorted([list(n) for n in names]),
         "object": _describe(obj),
-        "environment": environment(),
+        "environment": env,
     }
+    config = _config.capture(uses_sklearnex)
+    if config is not None:
+        metadata["config"] = config
     return graph, blobs, metadata
+
+
+def _device_name(namespace: str, device: str) -> str:
+    from .arrays import handler_for_namespace
+
+    name = getattr(handler_for_namespace(namespace), "device_name", lambda d: None)(device)
+    if name:
+        return str(name)
+    return cpu_name() if device in ("cpu", "CPU_DEVICE") else device
 
 
 def _lazy(produce: Any) -> Iterator[memoryview]:
@@ -178,13 +204,44 @@ def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, dict[A
     return graph, resolve(names, trusted)
 
 
-def _load(container: Container, trusted: Any, placement: Placement) -> Any:
-    graph, approved = _audit(container, normalize_trusted(trusted))
+def _check_versions(manifest: dict[str, Any], strict: bool) -> bool:
+    rows = mismatches(manifest.get("environment", {}))
+    if not rows:
+        return False
+    message = (
+        "the file was saved with library versions outside devpersist's compatibility "
+        "policy (docs/config.md); the model may fail or predict differently:\n"
+        + mismatch_table(rows)
+    )
+    if strict:
+        raise VersionMismatchError(message)
+    warnings.warn(message, VersionMismatchWarning, stacklevel=4)
+    return True
+
+
+def _load(container: Container, options: dict[str, Any]) -> Any:
+    manifest = container.manifest
+    placement = Placement(
+        device=options["device"], namespace=options["namespace"], fallback=options["fallback"]
+    )
+    config = manifest.get("config")
+    if config is not None:
+        _config.validate(config)
+    validate_environment(manifest.get("environment", {}))
+    mismatch = _check_versions(manifest, options["strict"])
+    if options["restore_config"]:
+        _config.prepare_environment(config, placement.namespace)  # before sklearn imports
+    graph, approved = _audit(container, normalize_trusted(options["trusted"]))
     placement.check(container.arrays)  # libraries and devices, before anything is built
-    with placement.active():
+    planned = _config.plan(config, placement) if options["restore_config"] else None
+    with placement.active(), _config.applied(planned), warnings.catch_warnings():
+        if mismatch:  # already reported, in one table: silence scikit-learn's own
+            warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
         arrays = [placement.decode(container, i) for i in range(len(container.arrays))]
         obj = load_graph(graph, approved, arrays)
     placement.report()
+    if planned and _config.is_estimator(obj) and _config.needs_restoring(planned):
+        return _config.ConfiguredEstimator(obj, planned)
     return obj
 
 
@@ -195,6 +252,8 @@ def load(
     device: Any = None,
     namespace: str | None = None,
     fallback: str = "host",
+    restore_config: bool = True,
+    strict: bool = False,
 ) -> Any:
     """Load an object saved by :func:`dump`, safely.
 
@@ -212,6 +271,12 @@ def load(
         Convert every array to this library (``"numpy"`` makes a plain numpy model).
     fallback : {"host", "raise"}
         What to do when an array's device does not exist here.
+    restore_config : bool
+        Run the loaded estimator's methods under the recorded scikit-learn/sklearnex
+        configuration (adjusted to where the arrays went). See docs/config.md.
+    strict : bool
+        Raise :class:`VersionMismatchError` instead of warning when the file's library
+        versions break the compatibility policy.
 
     Raises
     ------
@@ -220,9 +285,11 @@ def load(
     UntrustedTypeError
         The file names types outside the allowlist; nothing was constructed.
     """
-    placement = Placement(device=device, namespace=namespace, fallback=fallback)
+    options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
+                   restore_config=restore_config, strict=strict)
+    Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
     with _source(file) as source:
-        return _load(Container.open(source), trusted, placement)
+        return _load(Container.open(source), options)
 
 
 def loads(
@@ -232,12 +299,31 @@ def loads(
     device: Any = None,
     namespace: str | None = None,
     fallback: str = "host",
+    restore_config: bool = True,
+    strict: bool = False,
 ) -> Any:
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
-    placement = Placement(device=device, namespace=namespace, fallback=fallback)
-    return _load(Container.open(_format.BufferSource(data)), trusted, placement)
+    options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
+                   restore_config=restore_config, strict=strict)
+    Placement(device=device, namespace=namespace, fallback=fallback)
+    return _load(Container.open(_format.BufferSource(data)), options)
+
+
+@contextmanager
+def config_context(file: FileLike | bytes, *, namespace: str | None = None) -> Iterator[None]:
+    """Run a block under the configuration recorded in ``file``.
+
+    For saved objects that are not estimators (a dict of models, say), whose methods
+    :func:`load` cannot wrap. ``namespace`` adjusts it as :func:`load` would.
+    """
+    config = info(file).get("config")
+    if config is not None:
+        _config.validate(config)
+    _config.prepare_environment(config, namespace)
+    with _config.applied(_config.plan(config, Placement(namespace=namespace))):
+        yield
 
 
 def info(file: FileLike | bytes) -> dict[str, Any]:

@@ -64,3 +64,111 @@ def _environment() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _platform() -> str:
     return f"{platform.system()}-{platform.machine()}"
+
+
+def validate_environment(env: Any) -> None:
+    """The recorded environment is data we act on (version policy): check its shape."""
+    from ._exceptions import FormatError
+
+    if not isinstance(env, dict) or set(env) - {"python", "platform", "packages", "devices"}:
+        raise FormatError("the manifest's environment has unknown or malformed fields")
+    for key in ("python", "platform"):
+        if key in env and not isinstance(env[key], str):
+            raise FormatError(f"the manifest's environment {key} must be a string")
+    for key in ("packages", "devices"):
+        section = env.get(key, {})
+        if not isinstance(section, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in section.items()
+        ):
+            raise FormatError(f"the manifest's environment {key} must map strings to strings")
+
+
+# --------------------------------------------------------------------------- policy
+
+#: distribution -> rule: "same" (equal versions), "minor" (same major, same or higher
+#: minor), "major" (same major). scikit-learn-intelex's documented rules, plus numpy's ABI.
+POLICY = {
+    "scikit-learn": "same",
+    "scikit-learn-intelex": "same",
+    "daal": "minor",
+    "python": "minor",
+    "numpy": "major",
+}
+_ADVICE = {
+    "same": "install the saved version",
+    "minor": "use the same major version with the same or a higher minor version",
+    "major": "use the same major version",
+}
+
+
+class VersionMismatchWarning(UserWarning):
+    """The file was written with library versions this environment may not load right."""
+
+
+def _parts(version: str) -> tuple[int, ...]:
+    out = []
+    for piece in version.replace("+", ".").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _compatible(rule: str, saved: str, current: str) -> bool:
+    if rule == "same":
+        return saved == current
+    s, c = _parts(saved), _parts(current)
+    if not s or not c or s[0] != c[0]:
+        return False
+    if rule == "minor":
+        return c[1:2] >= s[1:2]
+    return True
+
+
+def current_version(dist: str) -> str | None:
+    if dist == "python":
+        return platform.python_version()
+    return _version(dist)
+
+
+def mismatches(recorded: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(package, saved, current, advice)`` for each version outside the policy."""
+    saved_versions = {"python": recorded.get("python"), **recorded.get("packages", {})}
+    rows = []
+    for dist, rule in POLICY.items():
+        saved = saved_versions.get(dist)
+        if not isinstance(saved, str):
+            continue
+        current = current_version(dist)
+        if current is None:
+            rows.append((dist, saved, "not installed", f"install {dist}=={saved}"))
+        elif not _compatible(rule, saved, current):
+            rows.append((dist, saved, current, _ADVICE[rule]))
+    return rows
+
+
+def mismatch_table(rows: list[tuple[str, str, str, str]]) -> str:
+    header = ("package", "saved", "current", "what to do")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+_cpu_name: str | None = None
+
+
+def cpu_name() -> str:
+    global _cpu_name
+    if _cpu_name is None:
+        name = platform.processor()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        name = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        _cpu_name = name or platform.machine()
+    return _cpu_name

@@ -13,7 +13,9 @@ devpersist::
     ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
     ├── DeviceError (RuntimeError)             an array cannot be placed where asked
     ├── MissingLibraryError (ImportError)      the file needs an array library not installed
-    └── ResourceLimitError (ValueError)        the file exceeds a safety limit (size, depth)
+    └── VersionMismatchError (RuntimeError)    strict loading: library versions differ
+
+    ResourceLimitError (FormatError)           the file exceeds a safety limit (size, depth)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "UnsupportedFormatVersionError",
     "UnsupportedObjectError",
     "UntrustedTypeError",
+    "VersionMismatchError",
 ]
 
 
@@ -83,3 +86,7 @@ class DeviceError(DevpersistError, RuntimeError):
 
 class MissingLibraryError(DevpersistError, ImportError):
     """The file holds arrays of a library that is not installed."""
+
+
+class VersionMismatchError(DevpersistError, RuntimeError):
+    """``strict=True`` loading and the file's library versions break the policy."""

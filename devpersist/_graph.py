@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -159,11 +160,28 @@ def _reduce_device(obj: Any) -> Any:
     return _device, device_reduce(obj)
 
 
+def _reduce_builtin_function(obj: Any) -> Any:
+    """pybind11 functions (oneDAL's ``from_table``) pickle through ``eval``; save them
+    as the module-level name they are instead."""
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__name__", None)
+    if (
+        isinstance(module, str)
+        and module.startswith("onedal.")
+        and isinstance(name, str)
+        and getattr(sys.modules.get(module), name, None) is obj
+    ):
+        return name  # pickle writes the global (module, name)
+    return NotImplemented
+
+
 def _classify(tp: type) -> Callable[[Any], Any] | None:
     """The special reducer for objects of type ``tp``, or None (pickle's default)."""
     module = getattr(tp, "__module__", "") or ""
     if tp is types.ModuleType:
         return _reduce_module
+    if tp is types.BuiltinFunctionType:
+        return _reduce_builtin_function
     if module.startswith("numpy"):
         import numpy as np
 

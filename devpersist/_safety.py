@@ -168,6 +168,50 @@ _add(
     ["_object_array", "_masked_array", "_namespace_module", "_device"],
 )
 
+# scikit-learn-intelex: its estimators follow the class rule below (module sklearnex);
+# oneDAL's Python estimators and the pybind11 model objects they hold are listed one by
+# one. A model object's state is a oneDAL binary archive parsed by native code: the
+# checksums guarantee it is the archive that was saved, not that its author was honest.
+_ONEDAL_CLASSES = {
+    "onedal.linear_model.linear_model": ["LinearRegression", "Ridge"],
+    "onedal.linear_model.incremental_linear_model": ["IncrementalLinearRegression", "IncrementalRidge"],
+    "onedal.linear_model.logistic_regression": ["LogisticRegression"],
+    "onedal.decomposition.pca": ["PCA"],
+    "onedal.decomposition.incremental_pca": ["IncrementalPCA"],
+    "onedal.cluster.kmeans": ["KMeans"],
+    "onedal.cluster.dbscan": ["DBSCAN"],
+    "onedal.neighbors.neighbors": ["KNeighborsClassifier", "KNeighborsRegressor", "NearestNeighbors"],
+    "onedal.ensemble.forest": [
+        "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+    ],
+    "onedal.svm.svm": ["SVC", "SVR", "NuSVC", "NuSVR"],
+    "onedal.basic_statistics.basic_statistics": ["BasicStatistics"],
+    "onedal.basic_statistics.incremental_basic_statistics": ["IncrementalBasicStatistics"],
+    "onedal.covariance.covariance": ["EmpiricalCovariance"],
+    "onedal.covariance.incremental_covariance": ["IncrementalEmpiricalCovariance"],
+}
+_ONEDAL_NATIVE = {
+    "linear_model.regression": ["model", "partial_train_result"],
+    "kmeans.clustering": ["model"],
+    "neighbors.classification": ["model"],
+    "neighbors.search": ["model"],
+    "decision_forest.classification": ["model"],
+    "decision_forest.regression": ["model"],
+    "svm.classification": ["model"],
+    "svm.regression": ["model"],
+    "svm.nu_classification": ["model"],
+    "svm.nu_regression": ["model"],
+    "decomposition.dim_reduction": ["model", "partial_train_result"],
+    "basic_statistics": ["partial_compute_result"],
+    "covariance": ["partial_compute_result"],
+    "": ["from_table"],
+}
+for _module, _names in _ONEDAL_CLASSES.items():
+    _add(_module, _names)
+for _backend in ("onedal._onedal_py_host", "onedal._onedal_py_dpc"):
+    for _sub, _names in _ONEDAL_NATIVE.items():
+        _add(f"{_backend}.{_sub}" if _sub else _backend, _names)
+
 # scikit-learn: the rule below, plus these non-class helpers.
 _add("sklearn.neighbors._kd_tree", ["newObj"])
 _add("sklearn.neighbors._ball_tree", ["newObj"])
@@ -185,9 +229,13 @@ SKLEARN_FUNCTION_MODULES = (
 )
 
 
+#: Packages whose classes the rule admits (sklearnex: scikit-learn-intelex's estimators).
+RULE_PACKAGES = ("sklearn", "sklearnex")
+
+
 def _sklearn_module_ok(module: str) -> bool:
     parts = module.split(".")
-    return parts[0] == "sklearn" and not any(p in SKLEARN_EXCLUDED for p in parts[1:])
+    return parts[0] in RULE_PACKAGES and not any(p in SKLEARN_EXCLUDED for p in parts[1:])
 
 
 def _by_sklearn_rule(module: str, name: str) -> Any:
@@ -203,6 +251,8 @@ def _by_sklearn_rule(module: str, name: str) -> Any:
         return None
     if isinstance(obj, type):
         return obj
+    if own.partition(".")[0] != "sklearn":  # sklearnex: classes only
+        return None
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)) or type(obj).__name__ == "cython_function_or_method":
         if any(own == m or own.startswith(m + ".") for m in SKLEARN_FUNCTION_MODULES):
             return obj

@@ -40,8 +40,17 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
             state = obj.__getstate__()
         except Exception:  # noqa: BLE001 - a best-effort walk
             state = None
-    if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
+    if (
+        isinstance(state, tuple)
+        and len(state) == 2
+        and all(part is None or isinstance(part, dict) for part in state)
+    ):  # (dict state, slot state)
         state = {**(state[0] or {}), **(state[1] or {})}
+    elif isinstance(state, (tuple, list)):
+        for i, item in enumerate(state):
+            if type(item) not in _ATOM_SET:
+                yield f".__getstate__()[{i}]", item
+        return
     if isinstance(state, dict):
         for key, value in state.items():
             if type(value) not in _ATOM_SET:

@@ -18,11 +18,12 @@ import devpersist
 def test_public_api_is_locked():
     assert devpersist.__all__ == sorted(devpersist.__all__, key=lambda s: (not s.isupper(), s))
     assert set(devpersist.__all__) == {
-        "FORMAT_VERSION", "DeviceError", "DeviceFallbackWarning", "DevpersistError",
-        "FormatError", "IntegrityError", "MissingLibraryError", "NotDevpersistError",
-        "ResourceLimitError", "UnsupportedFormatVersionError", "UnsupportedObjectError",
-        "UntrustedTypeError", "__version__", "dump", "dumps", "get_untrusted_types",
-        "info", "load", "loads",
+        "FORMAT_VERSION", "ConfigWarning", "ConfiguredEstimator", "DeviceError",
+        "DeviceFallbackWarning", "DevpersistError", "FormatError", "IntegrityError",
+        "MissingLibraryError", "NotDevpersistError", "ResourceLimitError",
+        "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
+        "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
+        "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
     }  # fmt: skip
     for name in devpersist.__all__:
         assert hasattr(devpersist, name)
@@ -37,7 +38,7 @@ def test_exceptions_subclass_builtins():
     assert issubclass(devpersist.DeviceError, RuntimeError)
     for name in devpersist.__all__:
         obj = getattr(devpersist, name)
-        if isinstance(obj, type) and issubclass(obj, Exception) and "Warning" not in name:
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, devpersist.DevpersistError)
 
 
