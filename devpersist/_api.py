@@ -21,7 +21,7 @@ from typing import IO, Any, Union
 
 import warnings
 
-from . import _config, _format
+from . import _codecs, _config, _format
 from ._devices import Placement
 from ._environment import (
     VersionMismatchWarning,
@@ -49,24 +49,15 @@ def _describe(obj: Any) -> dict[str, Any]:
     return {"type": f"{tp.__module__}.{tp.__qualname__}"}
 
 
-def _prepare(obj: Any, *, paths: bool = True) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
+def _prepare(
+    obj: Any, *, compress: Any = None, precision: str | None = None
+) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
+    codec = _codecs.parse_compress(compress)
+    if precision is not None and precision not in _codecs.PRECISIONS:
+        raise ValueError(f"precision must be one of {_codecs.PRECISIONS} or None, not {precision!r}")
     graph, refs = dump_graph(obj)
-    labels = array_paths(obj, [r.obj for r in refs]) if paths and refs else [None] * len(refs)
-    blobs = []
-    for ref, label in zip(refs, labels):
-        enc = ref.handler.encode(ref.obj)
-        meta: dict[str, Any] = {
-            "dtype": _format.dtype_to_json(enc.dtype),
-            "shape": list(enc.shape),
-            "order": enc.order,
-            "namespace": ref.handler.namespace,
-            "device": enc.device,
-        }
-        if enc.meta:
-            meta["meta"] = enc.meta
-        if label is not None:
-            meta["path"] = label
-        blobs.append(BlobSource(meta, enc.nbytes, _lazy(enc.chunks)))
+    labels = array_paths(obj, [r.obj for r in refs]) if refs else []
+    blobs = [_blob(ref, label, codec, precision) for ref, label in zip(refs, labels)]
     names = scan(graph, len(refs))
     uses_sklearnex = any(m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names)
     env = environment()
@@ -93,17 +84,55 @@ def _device_name(namespace: str, device: str) -> str:
     return cpu_name() if device in ("cpu", "CPU_DEVICE") else device
 
 
+def _blob(ref: Any, label: str | None, codec: tuple[str, int] | None, precision: str | None) -> BlobSource:
+    """Describe one array for the manifest; its bytes are produced when written."""
+    import numpy as np
+
+    enc = ref.handler.encode(ref.obj)
+    dtype, nbytes, produce = np.dtype(enc.dtype), enc.nbytes, enc.chunks
+    extra: dict[str, Any] = {}
+    if _codecs.precision_applies(dtype, precision):
+        assert precision is not None
+        source_dtype, original = dtype, produce
+        dtype = _codecs.stored_dtype(precision)
+        nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
+        extra = {"cast": _format.dtype_to_json(source_dtype), "precision": precision}
+
+        def produce() -> Iterable[memoryview]:
+            return _codecs.reduce_precision(original(), source_dtype, precision)
+
+    meta: dict[str, Any] = {
+        "dtype": _format.dtype_to_json(dtype),
+        "shape": list(enc.shape),
+        "order": enc.order,
+        "namespace": ref.handler.namespace,
+        "device": enc.device,
+    }
+    if enc.meta or extra:
+        meta["meta"] = {**enc.meta, **extra}
+    if label is not None:
+        meta["path"] = label
+    if codec is not None and nbytes >= _codecs.MIN_COMPRESS_BYTES:
+        meta["codec"] = codec[0]
+        return BlobSource(meta, -1, _codecs.compress_chunks(_lazy(produce), *codec))
+    return BlobSource(meta, nbytes, _lazy(produce))
+
+
 def _lazy(produce: Any) -> Iterator[memoryview]:
     yield from produce()
 
 
-def dumps(obj: Any) -> bytes:
+def dumps(obj: Any, *, compress: Any = None, precision: str | None = None) -> bytes:
     """Serialize ``obj`` to bytes in the devpersist format.
 
     Parameters
     ----------
     obj : object
         A fitted estimator or any object graph made of allowlisted types and arrays.
+    compress : {None, "zstd", "lz4", "zlib", "lzma"} or (codec, level), optional
+        Compress arrays of 4 KiB or more (zstd uses every core).
+    precision : {None, "float16", "bfloat16"}, optional
+        Store floating arrays at half precision; :func:`load` casts them back.
 
     Returns
     -------
@@ -114,20 +143,21 @@ def dumps(obj: Any) -> bytes:
     UnsupportedObjectError
         Some object in the graph cannot be saved; the message names its path.
     """
-    graph, blobs, metadata = _prepare(obj)
+    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision)
     buf = io.BytesIO()
     _format.write_container(buf, graph, blobs, metadata)
     return buf.getvalue()
 
 
-def dump(obj: Any, file: FileLike) -> None:
-    """Save ``obj`` to ``file``, a path or a binary file object.
+def dump(obj: Any, file: FileLike, *, compress: Any = None, precision: str | None = None) -> None:
+    """Save ``obj`` to ``file``, a path or a binary file object (options: :func:`dumps`).
 
     A path is written atomically: the data goes to a temporary file in the same folder,
     is fsynced and renamed over the target, so the target is either the old file or the
     complete new one, never a partial one. Nothing is created if ``obj`` cannot be saved.
     """
-    graph, blobs, metadata = _prepare(obj)  # raises before anything touches the target
+    # raises before anything touches the target
+    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision)
     if isinstance(file, (str, os.PathLike)):
         with _atomic_target(os.fspath(file)) as f:
             _format.write_container(f, graph, blobs, metadata)
@@ -222,7 +252,8 @@ def _check_versions(manifest: dict[str, Any], strict: bool) -> bool:
 def _load(container: Container, options: dict[str, Any]) -> Any:
     manifest = container.manifest
     placement = Placement(
-        device=options["device"], namespace=options["namespace"], fallback=options["fallback"]
+        device=options["device"], namespace=options["namespace"], fallback=options["fallback"],
+        restore_precision=options["restore_precision"],
     )
     config = manifest.get("config")
     if config is not None:
@@ -253,6 +284,7 @@ def load(
     namespace: str | None = None,
     fallback: str = "host",
     restore_config: bool = True,
+    restore_precision: bool = True,
     strict: bool = False,
 ) -> Any:
     """Load an object saved by :func:`dump`, safely.
@@ -274,6 +306,8 @@ def load(
     restore_config : bool
         Run the loaded estimator's methods under the recorded scikit-learn/sklearnex
         configuration (adjusted to where the arrays went). See docs/config.md.
+    restore_precision : bool
+        Cast arrays saved with ``precision=`` back to their original dtype.
     strict : bool
         Raise :class:`VersionMismatchError` instead of warning when the file's library
         versions break the compatibility policy.
@@ -286,7 +320,8 @@ def load(
         The file names types outside the allowlist; nothing was constructed.
     """
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
-                   restore_config=restore_config, strict=strict)
+                   restore_config=restore_config, restore_precision=restore_precision,
+                   strict=strict)
     Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
     with _source(file) as source:
         return _load(Container.open(source), options)
@@ -300,13 +335,15 @@ def loads(
     namespace: str | None = None,
     fallback: str = "host",
     restore_config: bool = True,
+    restore_precision: bool = True,
     strict: bool = False,
 ) -> Any:
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
-                   restore_config=restore_config, strict=strict)
+                   restore_config=restore_config, restore_precision=restore_precision,
+                   strict=strict)
     Placement(device=device, namespace=namespace, fallback=fallback)
     return _load(Container.open(_format.BufferSource(data)), options)
 

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._codecs import decompress_into, from_bfloat16_bits
 from ._exceptions import DeviceError, MissingLibraryError
+from ._format import storage_dtype
 from ._namespaces import TARGET
 from .arrays import handler_for_namespace, registered_namespaces
 from .arrays._numpy import empty_host, host_bytes
@@ -34,7 +36,13 @@ class DeviceFallbackWarning(UserWarning):
 
 
 class Placement:
-    def __init__(self, device: Any = None, namespace: str | None = None, fallback: str = "host") -> None:
+    def __init__(
+        self,
+        device: Any = None,
+        namespace: str | None = None,
+        fallback: str = "host",
+        restore_precision: bool = True,
+    ) -> None:
         if fallback not in ("host", "raise"):
             raise ValueError(f"fallback must be 'host' or 'raise', not {fallback!r}")
         if namespace is not None and namespace not in registered_namespaces():
@@ -46,6 +54,7 @@ class Placement:
         self.device = device
         self.namespace = namespace
         self.fallback = fallback
+        self.restore_precision = restore_precision
         self._decisions: dict[tuple[str, str], tuple[str, str]] = {}
         self._plan: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str, str]] = []
@@ -115,11 +124,26 @@ class Placement:
         entry = container.arrays[index]
         library, device = self._plan[index]
         host = empty_host(entry)
-        container.read_array_into(index, host_bytes(host))
+        codec = entry.get("codec")
+        if codec is None:
+            container.read_array_into(index, host_bytes(host))
+        else:
+            decompress_into(codec, container.read_stored(index), host_bytes(host))
+        meta = entry.get("meta", {})
+        if "precision" in meta:
+            host = self._widen(host, meta)
         source = handler_for_namespace(entry["namespace"])
         if library == entry["namespace"]:
             return source.decode(host, entry, device)
         return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)
+
+    def _widen(self, host: Any, meta: dict[str, Any]) -> Any:
+        """Undo ``precision=``: bfloat16 bits become float32, then the saved dtype."""
+        if meta["precision"] == "bfloat16":
+            host = from_bfloat16_bits(host)
+        if self.restore_precision:
+            host = host.astype(storage_dtype(meta["cast"]), order="K")
+        return host
 
     def device_object(self, namespace: str, saved: str) -> Any:
         library, device = self.decide(namespace, saved)

@@ -124,7 +124,7 @@ def write_container(
             hasher.update(chunk)
             out.write(chunk)
             written += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
-        if written != blob.nbytes:
+        if blob.nbytes >= 0 and written != blob.nbytes:
             raise FormatError(
                 f"array {len(arrays)} produced {written} bytes, expected {blob.nbytes}"
             )
@@ -316,6 +316,7 @@ META_KEYS = {
     "requires_grad": bool,  # torch
     "parameter": bool,      # torch.nn.Parameter
     "cast": (str, list),    # precision option: the dtype to restore on load
+    "precision": str,       # precision option: "float16" or "bfloat16"
 }
 #: Compression codecs a reader may meet; ``length`` is then the compressed size.
 CODECS = ("zstd", "lz4", "zlib", "lzma")
@@ -546,6 +547,13 @@ class Container:
         entry = self.arrays[index]
         self.source.readinto(entry["offset"], out)
         _verify(out, entry, f"array {index}")
+
+    def read_stored(self, index: int) -> memoryview:
+        """Array ``index``'s stored (e.g. compressed) bytes, checksum verified."""
+        entry = self.arrays[index]
+        data = self.source.read(entry["offset"], entry["length"])
+        _verify(data, entry, f"array {index}")
+        return data
 
     def array_view(self, index: int, verify: bool = True) -> memoryview:
         """Array ``index``'s bytes without a copy (buffer sources only)."""

@@ -1,0 +1,121 @@
+"""Compression and reduced-precision storage."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import devpersist
+from devpersist import _format
+from devpersist._graph import dump_graph, scan
+
+CODECS = ["zstd", "lz4", "zlib", "lzma"]
+
+
+def _payload():
+    rng = np.random.default_rng(0)
+    return {
+        "dense": rng.random((200, 64)),
+        "fortran": np.asfortranarray(rng.random((50, 40), dtype=np.float32)),
+        "ints": np.arange(10_000, dtype=np.int64),
+        "small": np.arange(3.0),  # below the compression threshold
+        "zeros": np.zeros(100_000),
+    }
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_compressed_round_trip_is_exact(codec):
+    if codec == "zstd":
+        pytest.importorskip("zstandard")
+    if codec == "lz4":
+        pytest.importorskip("lz4")
+    payload = _payload()
+    data = devpersist.dumps(payload, compress=codec)
+    assert len(data) < len(devpersist.dumps(payload))
+    codecs = {a["path"]: a.get("codec") for a in devpersist.info(data)["arrays"]}
+    assert codecs["dict['small']"] is None and codecs["dict['dense']"] == codec
+    out = devpersist.loads(data)
+    for key, value in payload.items():
+        assert out[key].dtype == value.dtype and out[key].tobytes(order="A") == value.tobytes(order="A")
+        assert out[key].flags.f_contiguous == value.flags.f_contiguous
+
+
+def test_compression_level_and_bad_options():
+    payload = _payload()
+    assert devpersist.loads(devpersist.dumps(payload, compress=("zlib", 1)))["ints"][-1] == 9_999
+    with pytest.raises(ValueError, match="codec"):
+        devpersist.dumps(payload, compress="brotli")
+    with pytest.raises(ValueError, match="precision"):
+        devpersist.dumps(payload, precision="float8")
+
+
+@pytest.mark.parametrize("precision, tol", [("float16", 1e-3), ("bfloat16", 8e-3)])
+def test_precision_is_recorded_and_restored(precision, tol):
+    payload = _payload()
+    data = devpersist.dumps(payload, precision=precision)
+    entries = {a["path"]: a for a in devpersist.info(data)["arrays"]}
+    dense = entries["dict['dense']"]
+    assert dense["meta"] == {"cast": "<f8", "precision": precision}
+    assert "meta" not in entries["dict['ints']"]  # integers are never reduced
+    out = devpersist.loads(data)
+    assert out["dense"].dtype == np.float64 and out["fortran"].dtype == np.float32
+    np.testing.assert_allclose(out["dense"], payload["dense"], rtol=tol)
+    assert np.array_equal(out["ints"], payload["ints"])
+    raw = devpersist.loads(data, restore_precision=False)
+    assert raw["dense"].dtype == (np.float16 if precision == "float16" else np.float32)
+
+
+def test_bfloat16_rounding_matches_torch():
+    torch = pytest.importorskip("torch")
+    from devpersist._codecs import to_bfloat16_bits
+
+    values = np.random.default_rng(1).normal(size=10_000).astype(np.float32)
+    ours = to_bfloat16_bits(values)
+    theirs = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(ours, theirs)
+
+
+def _bomb(codec: str) -> bytes:
+    """A valid-looking file whose 10-element array decompresses to 64 MiB."""
+    from devpersist._codecs import compress_chunks
+
+    array = np.zeros(10)
+    graph, refs = dump_graph({"a": array})
+    zeros = memoryview(bytes(64 * 2**20))
+    chunks = list(compress_chunks([zeros], codec, 1))
+    meta = {"dtype": "<f8", "shape": [10], "order": "C", "namespace": "numpy",
+            "device": "cpu", "codec": codec}  # fmt: skip
+    blob = _format.BlobSource(meta, -1, iter(chunks))
+    out = io.BytesIO()
+    names = sorted([list(n) for n in scan(graph, 1)])
+    _format.write_container(out, graph, [blob], {"globals": names})
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_decompression_bombs_are_rejected_with_bounded_memory(codec):
+    if codec == "zstd":
+        pytest.importorskip("zstandard")
+    if codec == "lz4":
+        pytest.importorskip("lz4")
+    data = _bomb(codec)
+    assert len(data) < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(devpersist.IntegrityError, match="size"):
+            devpersist.loads(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # never inflated to 64 MiB
+
+
+def test_corrupted_compressed_bytes_fail_the_checksum_first():
+    data = bytearray(devpersist.dumps(_payload(), compress="zlib"))
+    entry = devpersist.info(bytes(data))["arrays"][0]
+    data[entry["offset"] + 10] ^= 0xFF
+    with pytest.raises(devpersist.IntegrityError, match="checksum"):
+        devpersist.loads(bytes(data))
