@@ -203,12 +203,19 @@ def _fsync_dir(folder: str) -> None:
 
 
 @contextmanager
-def _source(file: Any) -> Iterator[_format.Source]:
+def _source(file: Any, mmap: bool = False) -> Iterator[_format.Source]:
     if isinstance(file, (bytes, bytearray, memoryview)):
         yield _format.BufferSource(file)
     elif isinstance(file, (str, os.PathLike)):
         with open(os.fspath(file), "rb") as f:
-            yield _format.FileSource(f, 0, os.fstat(f.fileno()).st_size)
+            size = os.fstat(f.fileno()).st_size
+            if mmap and size:
+                import mmap as _mmap
+
+                # the mapping outlives the file: arrays keep it alive through their base
+                yield _format.BufferSource(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ))
+            else:
+                yield _format.FileSource(f, 0, size)
     elif hasattr(file, "read"):
         seekable = getattr(file, "seekable", lambda: False)()
         if seekable:
@@ -254,6 +261,8 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
     placement = Placement(
         device=options["device"], namespace=options["namespace"], fallback=options["fallback"],
         restore_precision=options["restore_precision"],
+        mmap=options["mmap"],
+        verify=options["verify"],
     )
     config = manifest.get("config")
     if config is not None:
@@ -286,6 +295,8 @@ def load(
     restore_config: bool = True,
     restore_precision: bool = True,
     strict: bool = False,
+    mmap: bool = False,
+    verify: bool | None = None,
 ) -> Any:
     """Load an object saved by :func:`dump`, safely.
 
@@ -311,6 +322,12 @@ def load(
     strict : bool
         Raise :class:`VersionMismatchError` instead of warning when the file's library
         versions break the compatibility policy.
+    mmap : bool
+        For a path: host numpy arrays (uncompressed, full precision) become read-only
+        views of the memory-mapped file; nothing is read until the data is touched.
+    verify : bool, optional
+        Verify array checksums. Default: True, except for memory-mapped arrays, which
+        would have to be read in full (use ``devpersist.verify`` for those files).
 
     Raises
     ------
@@ -321,9 +338,11 @@ def load(
     """
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
                    restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict)
+                   strict=strict, mmap=mmap, verify=(not mmap) if verify is None else verify)
     Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
-    with _source(file) as source:
+    if mmap and not isinstance(file, (str, os.PathLike)):
+        raise TypeError("mmap=True needs a path")
+    with _source(file, mmap=mmap) as source:
         return _load(Container.open(source), options)
 
 
@@ -343,7 +362,7 @@ def loads(
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
                    restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict)
+                   strict=strict, mmap=False, verify=True)
     Placement(device=device, namespace=namespace, fallback=fallback)
     return _load(Container.open(_format.BufferSource(data)), options)
 

@@ -19,6 +19,8 @@ object is built; devices and namespace modules inside the graph follow the same 
 from __future__ import annotations
 
 import warnings
+
+import numpy as np
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +44,8 @@ class Placement:
         namespace: str | None = None,
         fallback: str = "host",
         restore_precision: bool = True,
+        mmap: bool = False,
+        verify: bool = True,
     ) -> None:
         if fallback not in ("host", "raise"):
             raise ValueError(f"fallback must be 'host' or 'raise', not {fallback!r}")
@@ -55,6 +59,8 @@ class Placement:
         self.namespace = namespace
         self.fallback = fallback
         self.restore_precision = restore_precision
+        self.mmap = mmap
+        self.verify = verify
         self._decisions: dict[tuple[str, str], tuple[str, str]] = {}
         self._plan: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str, str]] = []
@@ -123,13 +129,17 @@ class Placement:
     def decode(self, container: Any, index: int) -> Any:
         entry = container.arrays[index]
         library, device = self._plan[index]
-        host = empty_host(entry)
         codec = entry.get("codec")
+        meta = entry.get("meta", {})
+        if self.mmap and codec is None and not meta and library == entry["namespace"] == "numpy":
+            view = container.array_view(index, verify=self.verify)
+            flat = np.frombuffer(view, dtype=storage_dtype(entry["dtype"]))
+            return flat.reshape(tuple(entry["shape"]), order=entry["order"])
+        host = empty_host(entry)
         if codec is None:
             container.read_array_into(index, host_bytes(host))
         else:
             decompress_into(codec, container.read_stored(index), host_bytes(host))
-        meta = entry.get("meta", {})
         if "precision" in meta:
             host = self._widen(host, meta)
         source = handler_for_namespace(entry["namespace"])

@@ -119,3 +119,36 @@ def test_corrupted_compressed_bytes_fail_the_checksum_first():
     data[entry["offset"] + 10] ^= 0xFF
     with pytest.raises(devpersist.IntegrityError, match="checksum"):
         devpersist.loads(bytes(data))
+
+
+def test_mmap_load_returns_read_only_views_of_the_file(tmp_path):
+    payload = _payload()
+    path = tmp_path / "m.dvp"
+    devpersist.dump(payload, path)
+    mapped = devpersist.load(path, mmap=True)
+    for key, value in payload.items():
+        assert not mapped[key].flags.writeable and not mapped[key].flags.owndata
+        assert mapped[key].tobytes(order="A") == value.tobytes(order="A")
+        assert mapped[key].flags.f_contiguous == value.flags.f_contiguous
+    with pytest.raises(ValueError):
+        mapped["dense"][0, 0] = 1.0
+    del mapped
+    # compressed or reduced-precision arrays cannot be mapped: they are decoded instead
+    devpersist.dump(payload, path, compress="zlib")
+    assert devpersist.load(path, mmap=True)["dense"].flags.writeable
+    with pytest.raises(TypeError, match="path"):
+        devpersist.load(io.BytesIO(devpersist.dumps(payload)), mmap=True)
+
+
+def test_mmap_skips_checksums_unless_asked(tmp_path):
+    path = tmp_path / "m.dvp"
+    devpersist.dump(_payload(), path)
+    data = bytearray(path.read_bytes())
+    entry = devpersist.info(bytes(data))["arrays"][0]
+    data[entry["offset"]] ^= 1
+    path.write_bytes(bytes(data))
+    assert devpersist.load(path, mmap=True)["dense"].shape == (200, 64)  # lazy: not read
+    with pytest.raises(devpersist.IntegrityError):
+        devpersist.load(path, mmap=True, verify=True)
+    with pytest.raises(devpersist.IntegrityError):
+        devpersist.load(path)
