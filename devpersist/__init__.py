@@ -5,7 +5,7 @@ private.
 """
 
 from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads
-from ._config import ConfigWarning, ConfiguredEstimator, unwrap
+from ._config import ConfiguredEstimator, ConfigWarning, unwrap
 from ._devices import DeviceFallbackWarning
 from ._environment import VersionMismatchWarning
 from ._exceptions import (

@@ -15,11 +15,10 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Union
-
-import warnings
 
 from . import _codecs, _config, _format
 from ._devices import Placement
@@ -31,7 +30,7 @@ from ._environment import (
     mismatches,
     validate_environment,
 )
-from ._exceptions import FormatError, IntegrityError, VersionMismatchError
+from ._exceptions import IntegrityError, VersionMismatchError
 from ._format import BlobSource, Container
 from ._graph import dump_graph, load_graph, scan
 from ._safety import normalize_trusted, resolve, untrusted

@@ -19,11 +19,11 @@ object is built; devices and namespace modules inside the graph follow the same 
 from __future__ import annotations
 
 import warnings
-
-import numpy as np
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
 
 from ._codecs import decompress_into, from_bfloat16_bits
 from ._exceptions import DeviceError, MissingLibraryError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -25,7 +25,7 @@ PACKAGES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

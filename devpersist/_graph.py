@@ -48,7 +48,7 @@ MAX_DEPTH = 500
 class ArrayRef:
     """An array found while pickling, with its handler."""
 
-    __slots__ = ("obj", "handler")
+    __slots__ = ("handler", "obj")
 
     def __init__(self, obj: Any, handler: Any) -> None:
         self.obj = obj

@@ -38,7 +38,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
     if state is None and hasattr(obj, "__getstate__") and not isinstance(obj, type):
         try:
             state = obj.__getstate__()
-        except Exception:  # noqa: BLE001 - a best-effort walk
+        except Exception:
             state = None
     if (
         isinstance(state, tuple)
@@ -112,7 +112,7 @@ def _why_unpicklable(obj: Any) -> str | None:
         return None
     try:
         obj.__reduce_ex__(5)
-    except Exception as exc:  # noqa: BLE001 - the reason is what we report
+    except Exception as exc:
         return str(exc)
     return None
 
