@@ -4,8 +4,9 @@ The public API is what this module exports; everything in ``_``-prefixed modules
 private.
 """
 
-from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads
+from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads, verify
 from ._config import ConfiguredEstimator, ConfigWarning, unwrap
+from ._convert import UntrustedSourceWarning, convert
 from ._devices import DeviceFallbackWarning
 from ._environment import VersionMismatchWarning
 from ._exceptions import (
@@ -38,11 +39,13 @@ __all__ = [
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
     "UnsupportedObjectError",
+    "UntrustedSourceWarning",
     "UntrustedTypeError",
     "VersionMismatchError",
     "VersionMismatchWarning",
     "__version__",
     "config_context",
+    "convert",
     "dump",
     "dumps",
     "get_untrusted_types",
@@ -50,4 +53,5 @@ __all__ = [
     "load",
     "loads",
     "unwrap",
+    "verify",
 ]

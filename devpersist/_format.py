@@ -168,6 +168,11 @@ def write_container(
 # --------------------------------------------------------------------------- reading
 
 
+def _is_zlib(head: bytes) -> bool:
+    """A zlib stream header (joblib's default compression): 0x78 and a valid check."""
+    return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
+
+
 def sniff(head: bytes) -> str:
     """Say in words what a non-devpersist file looks like, and what to do with it."""
     if not head:
@@ -183,7 +188,7 @@ def sniff(head: bytes) -> str:
             "or joblib; devpersist never unpickles it, convert it with devpersist.convert "
             "if you trust its source"
         )
-    if head[:2] in (b"x\x9c", b"x\x01", b"x\xda", b"ZF") or head[:3] == b"\x1f\x8b\x08":
+    if _is_zlib(head) or head[:2] == b"ZF" or head[:3] == b"\x1f\x8b\x08":
         return "it looks like a compressed joblib file; convert it if you trust its source"
     if head[:4] == b"\x28\xb5\x2f\xfd" or head[:6] == b"\xfd7zXZ\x00" or head[:3] == b"BZh":
         return "it looks like a compressed file (zstd, xz or bz2), not a devpersist file"

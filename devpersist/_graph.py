@@ -46,13 +46,15 @@ MAX_DEPTH = 500
 
 
 class ArrayRef:
-    """An array found while pickling, with its handler."""
+    """An array found while pickling, with its handler and the object being reduced
+    when pickle reached it (to name arrays that ``__getstate__`` builds afresh)."""
 
-    __slots__ = ("handler", "obj")
+    __slots__ = ("handler", "obj", "owner")
 
-    def __init__(self, obj: Any, handler: Any) -> None:
+    def __init__(self, obj: Any, handler: Any, owner: Any) -> None:
         self.obj = obj
         self.handler = handler
+        self.owner = owner
 
 
 def _object_array(items: list[Any], shape: tuple[int, ...]) -> Any:
@@ -101,6 +103,7 @@ class _Pickler(pickle.Pickler):
         super().__init__(f, protocol=PROTOCOL)
         self.refs: list[ArrayRef] = []
         self._index: dict[int, int] = {}
+        self._owner: Any = None
 
     def persistent_id(self, obj: Any) -> Any:
         # called for every object pickled, ints and strings too: keep it lean
@@ -117,12 +120,14 @@ class _Pickler(pickle.Pickler):
         index = self._index.get(key)
         if index is None:
             index = self._index[key] = len(self.refs)
-            self.refs.append(ArrayRef(obj, handler))  # keeps obj alive: ids stay unique
+            self.refs.append(ArrayRef(obj, handler, self._owner))  # keeps obj alive
         return index
 
     def reducer_override(self, obj: Any) -> Any:
         # called for every non-builtin object: one dict lookup for the common case
         tp = type(obj)
+        if not isinstance(obj, type):  # classes are pickled just before their instances
+            self._owner = obj
         special = _special.get(tp, _MISSING)
         if special is _MISSING:
             special = _special[tp] = _classify(tp)

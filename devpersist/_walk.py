@@ -77,23 +77,57 @@ def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
                 queue.append((path + label, child))
 
 
-def array_paths(root: Any, arrays: list[Any]) -> list[str | None]:
-    """The attribute path of each array in ``arrays`` (None where not found)."""
+def array_paths(root: Any, arrays: list[Any], owners: list[Any] | None = None) -> list[str | None]:
+    """The attribute path of each array in ``arrays`` (None where not found).
+
+    Arrays reached through the graph by identity get their path directly. Arrays that an
+    object's ``__getstate__`` builds on each call (scikit-learn's ``Tree``) are matched,
+    by dtype and shape, among the state of their ``owner``: the object pickle was
+    reducing when it met them.
+    """
     wanted = {id(a): i for i, a in enumerate(arrays)}
+    owner_ids = {id(o) for o in owners or () if o is not None}
+    owner_paths: dict[int, str] = {}
     found: list[str | None] = [None] * len(arrays)
     remaining = len(wanted)
 
     def visit(path: str, obj: Any) -> bool:
         nonlocal remaining
-        index = wanted.get(id(obj))
+        key = id(obj)
+        index = wanted.get(key)
         if index is not None and found[index] is None:
             found[index] = path
             remaining -= 1
-        return remaining == 0
+        if key in owner_ids:
+            owner_paths.setdefault(key, path)
+        return remaining == 0 and len(owner_paths) == len(owner_ids)
 
     if wanted:
         walk(root, visit)
+    if owners and remaining:
+        _match_owned(arrays, owners, owner_paths, found)
     return found
+
+
+def _match_owned(arrays: list[Any], owners: list[Any], owner_paths: dict[int, str], found: list[str | None]) -> None:
+    used: set[tuple[int, str]] = set()
+    states: dict[int, list[tuple[str, Any]]] = {}
+    for index, (array, owner) in enumerate(zip(arrays, owners)):
+        if found[index] is not None or owner is None or id(owner) not in owner_paths:
+            continue
+        if id(owner) not in states:
+            states[id(owner)] = list(_children(owner))
+        for label, candidate in states[id(owner)]:
+            if (id(owner), label) in used:
+                continue
+            if getattr(candidate, "shape", None) == getattr(array, "shape", ()) and getattr(
+                candidate, "dtype", None
+            ) == getattr(array, "dtype", ()):
+                found[index] = owner_paths[id(owner)] + label
+                used.add((id(owner), label))
+                break
+        else:
+            found[index] = owner_paths[id(owner)] + ".<constructor argument>"
 
 
 def _why_unpicklable(obj: Any) -> str | None:

@@ -23,7 +23,9 @@ def test_public_api_is_locked():
         "MissingLibraryError", "NotDevpersistError", "ResourceLimitError",
         "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
+        "UntrustedSourceWarning", "convert",
         "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
+        "verify",
     }  # fmt: skip
     for name in devpersist.__all__:
         assert hasattr(devpersist, name)

@@ -1,0 +1,3 @@
+from devpersist.cli import main
+
+raise SystemExit(main())

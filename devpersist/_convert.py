@@ -1,0 +1,146 @@
+"""Migration: turn pickle, joblib and skops files (or devpersist files) into devpersist files.
+
+Reading a pickle or joblib file runs whatever code it contains: ``convert`` does it only
+because the caller vouches for the source, and says so with a warning every time. skops
+files are read with skops' own audit (its untrusted types must be passed explicitly).
+CUDA tensors inside a pickle are mapped to the host while reading when ``device`` or
+``namespace`` asks for it, so a GPU-fitted pickle converts on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ._api import dump, load
+from ._exceptions import FormatError, MissingLibraryError
+from ._format import MAGIC, _is_zlib
+
+
+class UntrustedSourceWarning(UserWarning):
+    """A pickle or joblib source was unpickled: it could have run any code."""
+
+
+def detect(head: bytes) -> str:
+    """``"devpersist"``, ``"zip"`` (skops or torch.save), ``"pickle"`` or ``"joblib"``."""
+    if head.startswith(MAGIC):
+        return "devpersist"
+    if head.startswith(b"PK"):
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"  # plain pickles and uncompressed joblib files alike
+    if _is_zlib(head) or head[:2] == b"ZF" or head[:3] == b"\x1f\x8b\x08" or head[:4] == b"\x28\xb5\x2f\xfd":
+        return "joblib"
+    raise FormatError(
+        "the source is neither a devpersist, pickle, joblib nor skops file "
+        f"(it starts with {head[:8]!r})"
+    )
+
+
+@contextlib.contextmanager
+def _torch_storages_on(map_location: str | None) -> Iterator[None]:
+    """While unpickling, rebuild torch storages on ``map_location`` (pytorch#16797)."""
+    torch = sys.modules.get("torch")
+    if map_location is None or torch is None:
+        yield
+        return
+    storage = torch.storage
+    original = storage._load_from_bytes
+
+    def load_from_bytes(data: bytes) -> Any:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+
+    storage._load_from_bytes = load_from_bytes
+    try:
+        yield
+    finally:
+        storage._load_from_bytes = original
+
+
+def _read_source(src: str, kind: str, trusted: Iterable[str] | None, map_location: str | None) -> Any:
+    if kind == "zip":
+        try:
+            import skops.io as sio
+        except ImportError as exc:
+            raise MissingLibraryError(
+                "the source looks like a skops file (a zip archive): pip install skops"
+            ) from exc
+        needed = sio.get_untrusted_types(file=src)
+        unknown = sorted(set(needed) - set(trusted or ()))
+        if unknown:
+            from ._exceptions import UntrustedTypeError
+
+            raise UntrustedTypeError(
+                f"the skops file needs these types trusted: {unknown}; pass them as trusted=",
+                unknown,
+            )
+        return sio.load(src, trusted=needed)
+    warnings.warn(
+        f"{src} is a {kind} file: reading it runs any code it contains. Convert only files "
+        "you trust; the devpersist file written from it is safe to load anywhere.",
+        UntrustedSourceWarning,
+        stacklevel=3,
+    )
+    if "torch" not in sys.modules and map_location is not None:
+        with contextlib.suppress(ImportError):
+            import torch  # noqa: F401 - so that CUDA storages can be remapped
+    with _torch_storages_on(map_location):
+        if kind == "joblib" or _is_joblib(src):
+            import joblib
+
+            return joblib.load(src)
+        import pickle
+
+        with open(src, "rb") as f:
+            return pickle.load(f)  # noqa: S301 - the caller vouches for the source
+
+
+def _is_joblib(src: str) -> bool:
+    with open(src, "rb") as f:
+        head = f.read(4096)
+    return b"joblib.numpy_pickle" in head or b"NumpyArrayWrapper" in head
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    device: Any = None,
+    namespace: str | None = None,
+    compress: Any = None,
+    precision: str | None = None,
+    trusted: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Convert a pickle, joblib, skops or devpersist file into a devpersist file.
+
+    ``device`` and ``namespace`` place the arrays as :func:`devpersist.load` does, e.g.
+    ``namespace="numpy"`` turns a GPU-fitted model into a CPU/numpy artifact for serving.
+    For a devpersist source, ``trusted`` extends its allowlist; for a skops source it
+    lists the types to trust. Returns the new file's :func:`devpersist.info`.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    with open(src, "rb") as f:
+        kind = detect(f.read(16))
+    planned = None
+    if kind == "devpersist":
+        obj = load(src, trusted=trusted, device=device, namespace=namespace)
+        planned = getattr(obj, "_devpersist_config", None) if type(obj).__name__ == "ConfiguredEstimator" else None
+    else:
+        host = "cpu" if (namespace is not None or device in ("cpu",)) else None
+        obj = _read_source(src, kind, trusted, host)
+        if device is not None or namespace is not None:
+            from ._api import dumps, loads
+
+            obj = loads(dumps(obj), device=device, namespace=namespace, restore_config=False)
+    from ._config import applied, unwrap
+
+    with applied(planned):  # the new file records the source's configuration, re-placed
+        dump(unwrap(obj), dst, compress=compress, precision=precision)
+    from ._api import info
+
+    return info(dst)

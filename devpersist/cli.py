@@ -1,0 +1,197 @@
+"""The ``devpersist`` command line: info, verify, convert, diff.
+
+Exit codes: 0 success; 1 the file failed verification, or ``diff`` found differences;
+2 usage error; 3 the file is missing, unreadable or not a valid devpersist file.
+Errors print one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
+
+
+def _nbytes(entry: dict[str, Any]) -> int:
+    from ._format import storage_dtype
+
+    count = 1
+    for n in entry["shape"]:
+        count *= n
+    return count * storage_dtype(entry["dtype"]).itemsize
+
+
+def _info(args: argparse.Namespace) -> int:
+    import devpersist
+
+    meta = devpersist.info(args.file)
+    meta["untrusted"] = devpersist.get_untrusted_types(args.file)
+    if args.json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return EXIT_OK
+    env = meta.get("environment", {})
+    print(f"{args.file}: {meta['object']['type']}")
+    print(f"  format version {meta['format_version']}, {_size(meta['file_size'])}, "
+          f"{len(meta['arrays'])} arrays; checksums of the manifest verified, "
+          "arrays not read (run 'devpersist verify')")  # fmt: skip
+    print(f"  saved with Python {env.get('python', '?')} on {env.get('platform', '?')}")
+    packages = env.get("packages", {})
+    print("  " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+    for device, name in sorted(env.get("devices", {}).items()):
+        print(f"  device {device}: {name}")
+    config = meta.get("config") or {}
+    changed = {k: v for k, v in config.get("sklearn", {}).items() if k in ("array_api_dispatch", "transform_output", "assume_finite")}
+    if config:
+        print(f"  config: {json.dumps({**changed, **config.get('sklearnex', {})})}, "
+              f"SCIPY_ARRAY_API={config.get('scipy_array_api')}")  # fmt: skip
+    print("  untrusted types: " + (", ".join(meta["untrusted"]) or "none (loads with the default allowlist)"))
+    if meta["arrays"]:
+        rows = [
+            (a.get("path", f"#{i}"), a["namespace"], a.get("meta", {}).get("dtype", a["dtype"]) if isinstance(a["dtype"], str) else "structured",
+             "x".join(map(str, a["shape"])) or "()", a["device"], _size(_nbytes(a)), a.get("codec", ""))
+            for i, a in enumerate(meta["arrays"])
+        ]  # fmt: skip
+        shown = rows if args.all or len(rows) <= 30 else rows[:30]
+        print()
+        print(table(shown, ("path", "namespace", "dtype", "shape", "device", "size", "codec")))
+        if len(shown) < len(rows):
+            print(f"... {len(rows) - len(shown)} more arrays (--all shows them)")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import devpersist
+
+    try:
+        report = devpersist.verify(args.file)
+    except devpersist.FormatError as exc:
+        print(f"{args.file}: FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.file}: OK ({report['arrays']} arrays, {_size(report['bytes'])}, every checksum verified)")
+    return EXIT_OK
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ._convert import convert
+
+    compress = args.compress
+    meta = convert(args.src, args.dst, device=args.device, namespace=args.namespace,
+                   compress=compress, precision=args.precision, trusted=args.trust)  # fmt: skip
+    print(f"wrote {args.dst}: {meta['object']['type']}, {len(meta['arrays'])} arrays, {_size(meta['file_size'])}")
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import devpersist
+
+    a, b = devpersist.info(args.a), devpersist.info(args.b)
+    lines: list[str] = []
+    if a["object"] != b["object"]:
+        lines.append(f"object: {a['object']['type']} -> {b['object']['type']}")
+    if a["format_version"] != b["format_version"]:
+        lines.append(f"format version: {a['format_version']} -> {b['format_version']}")
+    ea, eb = a.get("environment", {}), b.get("environment", {})
+    for key in ("python", "platform"):
+        if ea.get(key) != eb.get(key):
+            lines.append(f"{key}: {ea.get(key)} -> {eb.get(key)}")
+    for section in ("packages", "devices"):
+        pa, pb = ea.get(section, {}), eb.get(section, {})
+        for key in sorted(set(pa) | set(pb)):
+            if pa.get(key) != pb.get(key):
+                lines.append(f"{section[:-1]} {key}: {pa.get(key, '-')} -> {pb.get(key, '-')}")
+    ca, cb = a.get("config") or {}, b.get("config") or {}
+    for part in ("sklearn", "sklearnex"):
+        sa, sb = ca.get(part, {}), cb.get(part, {})
+        for key in sorted(set(sa) | set(sb)):
+            if sa.get(key) != sb.get(key):
+                lines.append(f"config {key}: {sa.get(key, '-')} -> {sb.get(key, '-')}")
+    arrays_a = {x.get("path", f"#{i}"): x for i, x in enumerate(a["arrays"])}
+    arrays_b = {x.get("path", f"#{i}"): x for i, x in enumerate(b["arrays"])}
+    for path in sorted(set(arrays_a) | set(arrays_b)):
+        xa, xb = arrays_a.get(path), arrays_b.get(path)
+        if xa is None or xb is None:
+            lines.append(f"array {path}: {'only in ' + (args.a if xb is None else args.b)}")
+            continue
+        for key in ("namespace", "dtype", "shape", "device", "codec"):
+            if xa.get(key) != xb.get(key):
+                lines.append(f"array {path}: {key} {xa.get(key)} -> {xb.get(key)}")
+        if xa.get("codec") == xb.get("codec") and xa["checksum"] != xb["checksum"] and xa["dtype"] == xb["dtype"]:
+            lines.append(f"array {path}: values differ")
+    print("\n".join(lines) if lines else "no differences")
+    return EXIT_FAILED if lines else EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="devpersist", description=__doc__.split("\n")[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    info = sub.add_parser("info", help="what a file holds, without loading it")
+    info.add_argument("file")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--all", action="store_true", help="list every array")
+    info.set_defaults(run=_info)
+    verify = sub.add_parser("verify", help="check every checksum and the structure (exit 0/1)")
+    verify.add_argument("file")
+    verify.set_defaults(run=_verify)
+    conv = sub.add_parser("convert", help="from pickle, joblib, skops or devpersist to devpersist")
+    conv.add_argument("src")
+    conv.add_argument("dst")
+    conv.add_argument("--device", help="place arrays on this device (e.g. cpu)")
+    conv.add_argument("--namespace", help="convert arrays to this library (e.g. numpy)")
+    conv.add_argument("--compress", choices=("zstd", "lz4", "zlib", "lzma"))
+    conv.add_argument("--precision", choices=("float16", "bfloat16"))
+    conv.add_argument("--trust", action="append", metavar="NAME", help="a type to trust (repeatable)")
+    conv.set_defaults(run=_convert)
+    diff = sub.add_parser("diff", help="what differs between two files (exit 1 if anything)")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.set_defaults(run=_diff)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed one line of usage error
+        return EXIT_USAGE if exc.code else EXIT_OK
+    import warnings
+
+    from ._exceptions import DevpersistError
+
+    def one_line(message: Any, category: type, *_: Any, **__: Any) -> None:
+        print(f"devpersist {args.command}: warning: {message}", file=sys.stderr)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = one_line
+            return int(args.run(args))
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return EXIT_OK
+    except (DevpersistError, OSError, ValueError, TypeError) as exc:
+        if args.debug:
+            raise
+        print(f"devpersist {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
