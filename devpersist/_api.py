@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Union
 
-from . import _codecs, _config, _format
+from . import _codecs, _config, _format, _remote
 from ._devices import Placement
 from ._environment import (
     VersionMismatchWarning,
@@ -148,8 +148,16 @@ def dumps(obj: Any, *, compress: Any = None, precision: str | None = None) -> by
     return buf.getvalue()
 
 
-def dump(obj: Any, file: FileLike, *, compress: Any = None, precision: str | None = None) -> None:
-    """Save ``obj`` to ``file``, a path or a binary file object (options: :func:`dumps`).
+def dump(
+    obj: Any,
+    file: FileLike,
+    *,
+    compress: Any = None,
+    precision: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Save ``obj`` to ``file``: a path, an fsspec URL (``s3://...``) or a binary file
+    object. Options as for :func:`dumps`; ``storage_options`` go to fsspec.
 
     A path is written atomically: the data goes to a temporary file in the same folder,
     is fsynced and renamed over the target, so the target is either the old file or the
@@ -157,7 +165,10 @@ def dump(obj: Any, file: FileLike, *, compress: Any = None, precision: str | Non
     """
     # raises before anything touches the target
     graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision)
-    if isinstance(file, (str, os.PathLike)):
+    if _remote.is_url(file):
+        with _remote.writer(file, storage_options) as f:  # type: ignore[arg-type]
+            _format.write_container(f, graph, blobs, metadata)
+    elif isinstance(file, (str, os.PathLike)):
         with _atomic_target(os.fspath(file)) as f:
             _format.write_container(f, graph, blobs, metadata)
     elif hasattr(file, "write"):
@@ -202,9 +213,17 @@ def _fsync_dir(folder: str) -> None:
 
 
 @contextmanager
-def _source(file: Any, mmap: bool = False) -> Iterator[_format.Source]:
+def _source(
+    file: Any, mmap: bool = False, storage_options: dict[str, Any] | None = None, whole: bool = True
+) -> Iterator[_format.Source]:
     if isinstance(file, (bytes, bytearray, memoryview)):
         yield _format.BufferSource(file)
+    elif _remote.is_url(file):
+        with _remote.reader(file, storage_options, whole) as (content, size):
+            if isinstance(content, bytes):
+                yield _format.BufferSource(content)
+            else:
+                yield _format.FileSource(content, 0, size)
     elif isinstance(file, (str, os.PathLike)):
         with open(os.fspath(file), "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -296,6 +315,7 @@ def load(
     strict: bool = False,
     mmap: bool = False,
     verify: bool | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Any:
     """Load an object saved by :func:`dump`, safely.
 
@@ -327,6 +347,8 @@ def load(
     verify : bool, optional
         Verify array checksums. Default: True, except for memory-mapped arrays, which
         would have to be read in full (use ``devpersist.verify`` for those files).
+    storage_options : dict, optional
+        Passed to fsspec when ``file`` is a URL (``s3://``, ``gs://``, ``memory://``...).
 
     Raises
     ------
@@ -339,9 +361,9 @@ def load(
                    restore_config=restore_config, restore_precision=restore_precision,
                    strict=strict, mmap=mmap, verify=(not mmap) if verify is None else verify)
     Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
-    if mmap and not isinstance(file, (str, os.PathLike)):
-        raise TypeError("mmap=True needs a path")
-    with _source(file, mmap=mmap) as source:
+    if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
+        raise TypeError("mmap=True needs a local path")
+    with _source(file, mmap=mmap, storage_options=storage_options) as source:
         return _load(Container.open(source), options)
 
 
@@ -367,13 +389,15 @@ def loads(
 
 
 @contextmanager
-def config_context(file: FileLike | bytes, *, namespace: str | None = None) -> Iterator[None]:
+def config_context(
+    file: FileLike | bytes, *, namespace: str | None = None, storage_options: dict[str, Any] | None = None
+) -> Iterator[None]:
     """Run a block under the configuration recorded in ``file``.
 
     For saved objects that are not estimators (a dict of models, say), whose methods
     :func:`load` cannot wrap. ``namespace`` adjusts it as :func:`load` would.
     """
-    config = info(file).get("config")
+    config = info(file, storage_options=storage_options).get("config")
     if config is not None:
         _config.validate(config)
     _config.prepare_environment(config, namespace)
@@ -381,28 +405,34 @@ def config_context(file: FileLike | bytes, *, namespace: str | None = None) -> I
         yield
 
 
-def info(file: FileLike | bytes) -> dict[str, Any]:
+def info(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest of a file: what it holds, without unpickling or building anything.
 
-    Only the trailer and the manifest are read; array bytes are not.
+    Only the header, the trailer and the manifest are read (three small ranged reads for
+    a URL); array bytes are not.
     """
-    with _source(file) as source:
+    with _source(file, storage_options=storage_options, whole=False) as source:
         container = Container.open(source)
         return {**container.manifest, "file_size": source.size}
 
 
-def get_untrusted_types(file: FileLike | bytes, *, trusted: Iterable[Any] | None = None) -> list[str]:
+def get_untrusted_types(
+    file: FileLike | bytes,
+    *,
+    trusted: Iterable[Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> list[str]:
     """The names a file refers to that the allowlist (plus ``trusted``) does not cover.
 
     The object graph is audited, not loaded: nothing from the file is imported or built.
     """
-    with _source(file) as source:
+    with _source(file, storage_options=storage_options, whole=False) as source:
         container = Container.open(source)
         names = scan(container.graph(), len(container.arrays))
     return untrusted(names, normalize_trusted(trusted))
 
 
-def verify(file: FileLike | bytes) -> dict[str, Any]:
+def verify(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check every checksum and the whole structure of a file, building nothing.
 
     Reads every byte: the manifest, the object graph (audited, not loaded), and each
@@ -420,7 +450,7 @@ def verify(file: FileLike | bytes) -> dict[str, Any]:
     """
     import numpy as np
 
-    with _source(file) as source:
+    with _source(file, storage_options=storage_options) as source:
         container = Container.open(source)
         container.check_padding()
         names = scan(container.graph(), len(container.arrays))

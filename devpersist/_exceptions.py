@@ -13,7 +13,8 @@ devpersist::
     ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
     ├── DeviceError (RuntimeError)             an array cannot be placed where asked
     ├── MissingLibraryError (ImportError)      the file needs an array library not installed
-    └── VersionMismatchError (RuntimeError)    strict loading: library versions differ
+    ├── VersionMismatchError (RuntimeError)    strict loading: library versions differ
+    └── RemoteStorageError (OSError)           a URL cannot be read or written
 
     ResourceLimitError (FormatError)           the file exceeds a safety limit (size, depth)
 """
@@ -27,6 +28,7 @@ __all__ = [
     "IntegrityError",
     "MissingLibraryError",
     "NotDevpersistError",
+    "RemoteStorageError",
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
     "UnsupportedObjectError",
@@ -90,3 +92,7 @@ class MissingLibraryError(DevpersistError, ImportError):
 
 class VersionMismatchError(DevpersistError, RuntimeError):
     """``strict=True`` loading and the file's library versions break the policy."""
+
+
+class RemoteStorageError(DevpersistError, OSError):
+    """A URL could not be read or written (missing, no credentials, unreachable)."""

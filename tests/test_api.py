@@ -20,7 +20,7 @@ def test_public_api_is_locked():
     assert set(devpersist.__all__) == {
         "FORMAT_VERSION", "ConfigWarning", "ConfiguredEstimator", "DeviceError",
         "DeviceFallbackWarning", "DevpersistError", "FormatError", "IntegrityError",
-        "MissingLibraryError", "NotDevpersistError", "ResourceLimitError",
+        "MissingLibraryError", "NotDevpersistError", "RemoteStorageError", "ResourceLimitError",
         "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
         "UntrustedSourceWarning", "convert",
