@@ -32,8 +32,9 @@ from ._environment import (
 )
 from ._exceptions import IntegrityError, VersionMismatchError
 from ._format import BlobSource, Container
-from ._graph import dump_graph, load_graph, scan
-from ._safety import normalize_trusted, resolve, untrusted
+from ._graph import audit, dump_graph, load_graph, scan
+from ._progress import Progress
+from ._safety import check_uses, normalize_trusted, prescreen, resolve, untrusted
 from ._walk import array_paths
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -49,14 +50,14 @@ def _describe(obj: Any) -> dict[str, Any]:
 
 
 def _prepare(
-    obj: Any, *, compress: Any = None, precision: str | None = None
+    obj: Any, *, compress: Any = None, precision: str | None = None, progress: Progress | None = None
 ) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
     codec = _codecs.parse_compress(compress)
     if precision is not None and precision not in _codecs.PRECISIONS:
         raise ValueError(f"precision must be one of {_codecs.PRECISIONS} or None, not {precision!r}")
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
-    blobs = [_blob(ref, label, codec, precision) for ref, label in zip(refs, labels)]
+    blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
     names = scan(graph, len(refs))
     uses_sklearnex = any(m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names)
     env = environment()
@@ -83,7 +84,10 @@ def _device_name(namespace: str, device: str) -> str:
     return cpu_name() if device in ("cpu", "CPU_DEVICE") else device
 
 
-def _blob(ref: Any, label: str | None, codec: tuple[str, int] | None, precision: str | None) -> BlobSource:
+def _blob(
+    ref: Any, label: str | None, codec: tuple[str, int] | None, precision: str | None,
+    progress: Progress | None,
+) -> BlobSource:
     """Describe one array for the manifest; its bytes are produced when written."""
     import numpy as np
 
@@ -111,17 +115,24 @@ def _blob(ref: Any, label: str | None, codec: tuple[str, int] | None, precision:
         meta["meta"] = {**enc.meta, **extra}
     if label is not None:
         meta["path"] = label
+    if progress is not None:
+        progress.total += enc.nbytes
     if codec is not None and nbytes >= _codecs.MIN_COMPRESS_BYTES:
         meta["codec"] = codec[0]
-        return BlobSource(meta, -1, _codecs.compress_chunks(_lazy(produce), *codec))
-    return BlobSource(meta, nbytes, _lazy(produce))
+        return BlobSource(meta, -1, _codecs.compress_chunks(_lazy(produce, progress), *codec))
+    return BlobSource(meta, nbytes, _lazy(produce, progress))
 
 
-def _lazy(produce: Any) -> Iterator[memoryview]:
-    yield from produce()
+def _lazy(produce: Any, progress: Progress | None = None) -> Iterator[memoryview]:
+    if progress is None:
+        yield from produce()
+    else:
+        yield from progress.counted(produce())
 
 
-def dumps(obj: Any, *, compress: Any = None, precision: str | None = None) -> bytes:
+def dumps(
+    obj: Any, *, compress: Any = None, precision: str | None = None, progress: bool | None = False
+) -> bytes:
     """Serialize ``obj`` to bytes in the devpersist format.
 
     Parameters
@@ -132,6 +143,8 @@ def dumps(obj: Any, *, compress: Any = None, precision: str | None = None) -> by
         Compress arrays of 4 KiB or more (zstd uses every core).
     precision : {None, "float16", "bfloat16"}, optional
         Store floating arrays at half precision; :func:`load` casts them back.
+    progress : bool or None
+        Show a progress bar on stderr; None: only in a terminal and for 64 MiB or more.
 
     Returns
     -------
@@ -142,9 +155,11 @@ def dumps(obj: Any, *, compress: Any = None, precision: str | None = None) -> by
     UnsupportedObjectError
         Some object in the graph cannot be saved; the message names its path.
     """
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision)
+    bar = Progress(0, "saving", progress)
+    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
     buf = io.BytesIO()
     _format.write_container(buf, graph, blobs, metadata)
+    bar.close()
     return buf.getvalue()
 
 
@@ -155,6 +170,7 @@ def dump(
     compress: Any = None,
     precision: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> None:
     """Save ``obj`` to ``file``: a path, an fsspec URL (``s3://...``) or a binary file
     object. Options as for :func:`dumps`; ``storage_options`` go to fsspec.
@@ -164,7 +180,8 @@ def dump(
     complete new one, never a partial one. Nothing is created if ``obj`` cannot be saved.
     """
     # raises before anything touches the target
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision)
+    bar = Progress(0, "saving", progress)
+    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
     if _remote.is_url(file):
         with _remote.writer(file, storage_options) as f:  # type: ignore[arg-type]
             _format.write_container(f, graph, blobs, metadata)
@@ -175,6 +192,7 @@ def dump(
         _format.write_container(file, graph, blobs, metadata)
     else:
         raise TypeError(f"file must be a path or a binary file object, not {type(file).__name__}")
+    bar.close()
 
 
 @contextmanager
@@ -249,14 +267,31 @@ def _source(
         )
 
 
-def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, dict[Any, Any]]:
+def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, Any]:
+    """Parse and audit: the checked graph and what it does, nothing imported yet."""
     container.check_padding()
     graph = container.graph()
-    names = scan(graph, len(container.arrays))
+    result = audit(graph, len(container.arrays))
     declared = {tuple(n) for n in container.manifest["globals"]}
-    if names != declared:
+    if result.names != declared:
         raise IntegrityError("the manifest's list of globals does not match the object graph")
-    return graph, resolve(names, trusted)
+    prescreen(result.names, trusted)
+    if result.called_results:
+        from ._graph import _name
+
+        raise UntrustedTypeError(
+            "the object graph calls what a call returned ("
+            + ", ".join(sorted(_name(o) for o in result.called_results))
+            + "): pickle never needs that, and the allowlist only vouches for the names"
+        )
+    return graph, result
+
+
+def _raw_size(entry: dict[str, Any]) -> int:
+    count = 1
+    for n in entry["shape"]:
+        count *= n
+    return count * _format.storage_dtype(entry["dtype"]).itemsize
 
 
 def _check_versions(manifest: dict[str, Any], strict: bool) -> bool:
@@ -287,15 +322,22 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         _config.validate(config)
     validate_environment(manifest.get("environment", {}))
     mismatch = _check_versions(manifest, options["strict"])
-    if options["restore_config"]:
-        _config.prepare_environment(config, placement.namespace)  # before sklearn imports
-    graph, approved = _audit(container, normalize_trusted(options["trusted"]))
+    trusted = normalize_trusted(options["trusted"])
+    graph, result = _audit(container, trusted)  # imports nothing
+    with _config.environment_for(config if options["restore_config"] else None, placement.namespace):
+        approved = resolve(result.names, trusted)  # imports scikit-learn (and so scipy)
+        check_uses(result.called, result.modified, approved, trusted)
     placement.check(container.arrays)  # libraries and devices, before anything is built
     planned = _config.plan(config, placement) if options["restore_config"] else None
     with placement.active(), _config.applied(planned), warnings.catch_warnings():
         if mismatch:  # already reported, in one table: silence scikit-learn's own
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
-        arrays = [placement.decode(container, i) for i in range(len(container.arrays))]
+        bar = Progress(sum(map(_raw_size, container.arrays)), "loading", options["progress"])
+        arrays = []
+        for index, entry in enumerate(container.arrays):
+            arrays.append(placement.decode(container, index))
+            bar.update(_raw_size(entry))
+        bar.close()
         obj = load_graph(graph, approved, arrays)
     placement.report()
     if planned and _config.is_estimator(obj) and _config.needs_restoring(planned):
@@ -316,6 +358,7 @@ def load(
     mmap: bool = False,
     verify: bool | None = None,
     storage_options: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> Any:
     """Load an object saved by :func:`dump`, safely.
 
@@ -349,6 +392,8 @@ def load(
         would have to be read in full (use ``devpersist.verify`` for those files).
     storage_options : dict, optional
         Passed to fsspec when ``file`` is a URL (``s3://``, ``gs://``, ``memory://``...).
+    progress : bool or None
+        Show a progress bar on stderr; None: only in a terminal and for 64 MiB or more.
 
     Raises
     ------
@@ -359,7 +404,8 @@ def load(
     """
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
                    restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict, mmap=mmap, verify=(not mmap) if verify is None else verify)
+                   strict=strict, mmap=mmap, verify=(not mmap) if verify is None else verify,
+                   progress=progress)
     Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
     if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
         raise TypeError("mmap=True needs a local path")
@@ -377,13 +423,14 @@ def loads(
     restore_config: bool = True,
     restore_precision: bool = True,
     strict: bool = False,
+    progress: bool | None = False,
 ) -> Any:
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
     options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
                    restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict, mmap=False, verify=True)
+                   strict=strict, mmap=False, verify=True, progress=progress)
     Placement(device=device, namespace=namespace, fallback=fallback)
     return _load(Container.open(_format.BufferSource(data)), options)
 

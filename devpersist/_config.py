@@ -71,7 +71,8 @@ def validate(config: Any) -> None:
     for part in ("sklearn", "sklearnex"):
         section = config.get(part, {})
         if not isinstance(section, dict) or not all(
-            isinstance(k, str) and isinstance(v, _SCALARS) for k, v in section.items()
+            isinstance(k, str) and isinstance(v, _SCALARS) and len(str(v)) <= 256
+            for k, v in section.items()
         ):
             raise FormatError(f"the manifest's {part} config must map names to scalars")
     if not isinstance(config.get("scipy_array_api"), (str, type(None))):
@@ -108,7 +109,9 @@ def plan(config: dict[str, Any] | None, placement: Any) -> tuple[dict[str, Any],
     offload = skx.get("target_offload")
     if isinstance(offload, str) and offload not in _HOST_OFFLOAD:
         if to_host or not _sycl_device_exists(offload):
-            skx["target_offload"] = "cpu"
+            # "auto" runs where the (host) data is, and is valid on every oneDAL build;
+            # "cpu" is refused by builds without the DPC++ backend
+            skx["target_offload"] = "auto"
     return sk, skx
 
 
@@ -171,6 +174,22 @@ def prepare_environment(config: dict[str, Any] | None, namespace: str | None) ->
             stacklevel=4,
         )
     os.environ["SCIPY_ARRAY_API"] = "1"
+
+
+@contextlib.contextmanager
+def environment_for(config: dict[str, Any] | None, namespace: str | None) -> Iterator[None]:
+    """Set SCIPY_ARRAY_API for the imports in the block when the model needs it, and
+    take it back if the block fails (a rejected file leaves the environment as it was)."""
+    before = os.environ.get("SCIPY_ARRAY_API")
+    prepare_environment(config, namespace)
+    try:
+        yield
+    except BaseException:
+        if before is None:
+            os.environ.pop("SCIPY_ARRAY_API", None)
+        else:
+            os.environ["SCIPY_ARRAY_API"] = before
+        raise
 
 
 @contextlib.contextmanager

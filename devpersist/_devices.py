@@ -121,12 +121,36 @@ class Placement:
         """Decide every array's place before anything is read or built."""
         self._plan = [self.decide(e["namespace"], e["device"]) for e in entries]
         for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
+            if library != entry["namespace"]:
+                self._check_conversion(entry, library, index)
             if self.device is None and self.namespace is None and device != entry["device"]:
                 self.moves.append((entry.get("path", f"array {index}"), entry["device"], device))
+
+    def _check_conversion(self, entry: dict[str, Any], library: str, index: int) -> None:
+        """Can ``library`` hold this array's values? Asked before anything is read."""
+        meta = entry.get("meta", {})
+        if "precision" in meta:  # what _widen hands over
+            half = np.dtype("<f4") if meta["precision"] == "bfloat16" else np.dtype("<f2")
+            dtype = storage_dtype(meta["cast"]) if self.restore_precision else half
+        else:
+            dtype = handler_for_namespace(entry["namespace"]).numpy_dtype(entry)
+        if not handler_for_namespace(library).accepts(dtype):
+            raise DeviceError(
+                f"{entry.get('path', f'array {index}')}: {library} has no dtype for "
+                f"{dtype} arrays; load with namespace='numpy', or without namespace="
+            )
 
     # -- building --------------------------------------------------------------------
 
     def decode(self, container: Any, index: int) -> Any:
+        try:
+            return self._decode(container, index)
+        except MemoryError as exc:
+            from ._exceptions import ResourceLimitError
+
+            raise ResourceLimitError(f"not enough memory to load array {index}") from exc
+
+    def _decode(self, container: Any, index: int) -> Any:
         entry = container.arrays[index]
         library, device = self._plan[index]
         codec = entry.get("codec")

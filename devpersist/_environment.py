@@ -73,14 +73,15 @@ def validate_environment(env: Any) -> None:
     if not isinstance(env, dict) or set(env) - {"python", "platform", "packages", "devices"}:
         raise FormatError("the manifest's environment has unknown or malformed fields")
     for key in ("python", "platform"):
-        if key in env and not isinstance(env[key], str):
-            raise FormatError(f"the manifest's environment {key} must be a string")
+        if key in env and not (isinstance(env[key], str) and len(env[key]) <= 256):
+            raise FormatError(f"the manifest's environment {key} must be a short string")
     for key in ("packages", "devices"):
         section = env.get(key, {})
         if not isinstance(section, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in section.items()
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 256 and len(v) <= 256
+            for k, v in section.items()
         ):
-            raise FormatError(f"the manifest's environment {key} must map strings to strings")
+            raise FormatError(f"the manifest's environment {key} must map short strings to strings")
 
 
 # --------------------------------------------------------------------------- policy

@@ -273,6 +273,8 @@ def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
     raw = bytes(raw)
     if xxhash.xxh3_64_intdigest(raw) != trailer.manifest_checksum:
         raise IntegrityError("manifest checksum mismatch: the file is corrupted")
+    if raw[:1] != b"{" or raw[-1:] != b"}":
+        raise FormatError("the manifest must be a JSON object with no surrounding whitespace")
     try:
         manifest = json.loads(
             raw.decode("utf-8"),
@@ -283,6 +285,10 @@ def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
         raise FormatError("the manifest is not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise FormatError(f"the manifest is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ResourceLimitError("the manifest is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise FormatError(f"the manifest holds an invalid value: {exc}") from exc
     validate_manifest(manifest, trailer)
     return manifest  # type: ignore[no-any-return]
 
@@ -328,6 +334,13 @@ CODECS = ("zstd", "lz4", "zlib", "lzma")
 ARRAY_REQUIRED = ("offset", "length", "checksum", "dtype", "shape", "order", "namespace", "device")
 _CHECKSUM_RE = re.compile(r"xxh3_64:[0-9a-f]{16}\Z")
 MAX_NDIM = 64
+MAX_DIM = 2**48
+#: One array's decoded size, and the most a codec may expand data (zstd on zeros
+#: reaches about 30,000:1; a bomb reaches far more).
+MAX_ARRAY_BYTES = 2**46
+MAX_RATIO = 100_000
+#: Array libraries a file may name (the handler registry's keys).
+NAMESPACES = frozenset({"numpy", "torch", "array_api_strict", "cupy", "jax", "dpnp"})
 
 
 def _check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[str]) -> None:
@@ -347,6 +360,8 @@ def _check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[s
 def validate_manifest(manifest: Any, trailer: Trailer) -> None:
     """Check every field the reader relies on, before anything is read or allocated."""
     _check_keys("the manifest", manifest, MANIFEST_KEYS, REQUIRED_KEYS)
+    if "object" in manifest:
+        _check_keys("the manifest's object", manifest["object"], {"type": str}, ("type",))
     if manifest["format_version"] != trailer.version:
         raise IntegrityError("format version in the manifest differs from the trailer")
     if manifest["alignment"] != ALIGNMENT:
@@ -381,6 +396,14 @@ def validate_manifest(manifest: Any, trailer: Trailer) -> None:
             or not all(isinstance(part, str) for part in item)
         ):
             raise FormatError("the manifest's globals must be [module, name] pairs")
+    if "environment" in manifest:
+        from ._environment import validate_environment
+
+        validate_environment(manifest["environment"])
+    if "config" in manifest:
+        from ._config import validate as validate_config
+
+        validate_config(manifest["config"])
 
 
 def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
@@ -389,9 +412,13 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     codec = entry.get("codec")
     if codec is not None and codec not in CODECS:
         raise FormatError(f"{name}: unknown codec {codec!r}")
+    if entry["namespace"] not in NAMESPACES:
+        raise FormatError(f"{name}: unknown array namespace {entry['namespace']!r}")
+    if len(entry["device"]) > 256:
+        raise FormatError(f"{name}: device name too long")
     shape = entry["shape"]
     if len(shape) > MAX_NDIM or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DIM for n in shape
     ):
         raise FormatError(f"{name}: invalid shape {shape!r}")
     if entry["order"] not in ("C", "F"):
@@ -400,14 +427,21 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     count = 1
     for n in shape:
         count *= n
-    if codec is None and count * dtype.itemsize != entry["length"]:
+    size = count * dtype.itemsize
+    if size > MAX_ARRAY_BYTES:
+        raise ResourceLimitError(f"{name}: {size} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit")
+    if codec is not None and size > max(2**20, MAX_RATIO * entry["length"]):
+        raise ResourceLimitError(
+            f"{name}: {entry['length']} compressed bytes cannot honestly expand to {size}"
+        )
+    if codec is None and size != entry["length"]:
         raise IntegrityError(
             f"{name}: shape {tuple(shape)} of {dtype} needs {count * dtype.itemsize} "
             f"bytes but {entry['length']} are declared"
         )
 
 
-_DTYPE_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
+_DTYPE_RE = re.compile(r"[<>|](b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
 
 
 def storage_dtype(descr: Any, where: str = "array") -> Any:
@@ -419,6 +453,8 @@ def storage_dtype(descr: Any, where: str = "array") -> Any:
             if not _DTYPE_RE.match(descr):
                 raise ValueError(descr)
             dtype = np.dtype(descr)
+            if dtype.str != descr:  # only numpy's own spelling: explicit byte order
+                raise ValueError(descr)
         else:
             dtype = np.lib.format.descr_to_dtype(_descr_from_json(descr))
     except (TypeError, ValueError) as exc:
@@ -430,6 +466,8 @@ def storage_dtype(descr: Any, where: str = "array") -> Any:
 
 def _descr_from_json(descr: Any, depth: int = 0) -> Any:
     """JSON lists back to the tuples numpy's descr uses, validating as we go."""
+    import numpy as np
+
     if depth > 8 or not isinstance(descr, list):
         raise ValueError("bad structured dtype")
     fields = []
@@ -440,7 +478,7 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
         if not isinstance(name, str):
             raise ValueError("bad field name")
         sub = sub if isinstance(sub, str) else _descr_from_json(sub, depth + 1)
-        if isinstance(sub, str) and not _DTYPE_RE.match(sub):
+        if isinstance(sub, str) and (not _DTYPE_RE.match(sub) or np.dtype(sub).str != sub):
             raise ValueError(sub)
         if len(field) == 3:
             if not isinstance(field[2], list) or not all(

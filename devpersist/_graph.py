@@ -20,6 +20,7 @@ Loading is three steps (skops' order):
 
 from __future__ import annotations
 
+import contextvars
 import io
 import pickle
 import sys
@@ -28,9 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from . import arrays as _arrays
+from ._validate import VALIDATORS, checked_class
 from ._exceptions import (
+    DeviceError,
     FormatError,
     IntegrityError,
+    MissingLibraryError,
     ResourceLimitError,
     UnsupportedObjectError,
     UntrustedTypeError,
@@ -39,7 +43,7 @@ from ._exceptions import (
 PROTOCOL = 5
 #: Safety limits for the audit: objects built by REDUCE/NEWOBJ/BUILD, nesting depth.
 MAX_OBJECTS = 10_000_000
-MAX_DEPTH = 500
+MAX_DEPTH = 200
 
 
 # --------------------------------------------------------------------------- saving
@@ -114,8 +118,12 @@ class _Pickler(pickle.Pickler):
             handler = _arrays.handler_for(type(obj))
             if handler is None:
                 return None
-        if not handler.stores(obj):
-            return None
+        try:
+            if not handler.stores(obj):
+                return None
+        except UnsupportedObjectError as exc:
+            exc.culprit = obj  # type: ignore[attr-defined]  # dump_graph names its path
+            raise
         key = id(obj)
         index = self._index.get(key)
         if index is None:
@@ -159,10 +167,41 @@ def _reduce_module(obj: Any) -> Any:
     return _namespace_module, (namespace_name(obj),)
 
 
+def _torch_size(dims: Any) -> Any:
+    """``torch.Size`` (sklearnex keeps shapes of its torch inputs): a torch.Size when torch
+    arrays stay torch arrays, a plain tuple after a conversion or without torch."""
+    if not isinstance(dims, tuple) or not all(type(d) is int for d in dims):
+        raise FormatError("malformed torch.Size record")
+    from ._namespaces import TARGET
+
+    placement = TARGET.get()
+    torch = sys.modules.get("torch")
+    if torch is None or (placement is not None and placement.namespace not in (None, "torch")):
+        return dims
+    return torch.Size(dims)
+
+
+def _reduce_torch_size(obj: Any) -> Any:
+    return _torch_size, (tuple(int(d) for d in obj),)
+
+
 def _reduce_device(obj: Any) -> Any:
     from ._namespaces import device_reduce
 
     return _device, device_reduce(obj)
+
+
+def _refuse(reason: str) -> Callable[[Any], Any]:
+    """A reducer for arrays no handler can save: pickle would write a file that fails
+    to load (device storage, globals outside the allowlist)."""
+
+    def reduce(obj: Any) -> Any:
+        tp = type(obj)
+        exc = UnsupportedObjectError(reason, type_name=f"{tp.__module__}.{tp.__qualname__}")
+        exc.culprit = obj  # type: ignore[attr-defined]
+        raise exc
+
+    return reduce
 
 
 def _reduce_builtin_function(obj: Any) -> Any:
@@ -180,11 +219,36 @@ def _reduce_builtin_function(obj: Any) -> Any:
     return NotImplemented
 
 
+def _onedal_return_type(template: Any) -> Any:
+    """Rebuild oneDAL's table-to-array converter for arrays like ``template``."""
+    from onedal.datatypes._data_conversion import return_type_constructor
+
+    return return_type_constructor(template)
+
+
+def _reduce_function(obj: Any) -> Any:
+    """oneDAL keeps a closure that converts its tables to the training input's array
+    type (``_compat_convert.<locals>.converter_func``); pickle cannot save a closure.
+    It is saved as an empty array of that library and device, from which it is rebuilt,
+    so it follows the load's placement like every array."""
+    if (
+        obj.__module__ == "onedal.datatypes._data_conversion"
+        and obj.__qualname__ == "_compat_convert.<locals>.converter_func"
+        and obj.__closure__ is not None
+    ):
+        cells = dict(zip(obj.__code__.co_freevars, obj.__closure__))
+        if "array" in cells:
+            return _onedal_return_type, (cells["array"].cell_contents[:0],)
+    return NotImplemented
+
+
 def _classify(tp: type) -> Callable[[Any], Any] | None:
     """The special reducer for objects of type ``tp``, or None (pickle's default)."""
     module = getattr(tp, "__module__", "") or ""
     if tp is types.ModuleType:
         return _reduce_module
+    if tp is types.FunctionType:
+        return _reduce_function
     if tp is types.BuiltinFunctionType:
         return _reduce_builtin_function
     if module.startswith("numpy"):
@@ -195,11 +259,16 @@ def _classify(tp: type) -> Callable[[Any], Any] | None:
         if tp is np.ma.MaskedArray:
             return _reduce_masked_array
         return None
+    if module == "torch" and tp.__name__ == "Size":
+        return _reduce_torch_size
     if module.partition(".")[0] in ("torch", "array_api_strict", "cupy"):
         from ._namespaces import is_device_type
 
         if is_device_type(tp):
             return _reduce_device
+    reason = _arrays.foreign_array(tp)
+    if reason is not None:
+        return _refuse(reason)
     return None
 
 
@@ -215,10 +284,25 @@ def dump_graph(obj: Any) -> tuple[bytes, list[ArrayRef]]:
     except UnsupportedObjectError as exc:
         if exc.path:
             raise
+        culprit = getattr(exc, "culprit", _MISSING)
+        if culprit is not _MISSING:
+            raise _named(obj, culprit, str(exc)) from exc
         raise _unsupported(obj, exc) from exc
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
         raise _unsupported(obj, exc) from exc
     return buf.getvalue(), pickler.refs
+
+
+def _named(root: Any, culprit: Any, reason: str) -> UnsupportedObjectError:
+    from ._walk import array_paths
+
+    path = array_paths(root, [culprit])[0] or f"an object inside {type(root).__name__}"
+    type_name = f"{type(culprit).__module__}.{type(culprit).__qualname__}"
+    return UnsupportedObjectError(
+        f"cannot save {path} (a {type_name}): {reason}. Nothing was written.",
+        path=path,
+        type_name=type_name,
+    )
 
 
 def _unsupported(root: Any, exc: BaseException) -> UnsupportedObjectError:
@@ -240,61 +324,117 @@ def _unsupported(root: Any, exc: BaseException) -> UnsupportedObjectError:
 
 
 class _Stub:
-    """Stands in for every global during the audit; accepts any construction.
+    """Stands in for the object a global builds during the audit.
 
-    ``parts`` keeps what was passed in, flat, so the limits check sees the graph.
+    Each global gets its own stub class (``origin`` names it). Building a stub records
+    that the global was *called*; BUILD, SETITEM and APPEND on it record that its
+    result was *modified*. ``parts`` keeps what was passed in, for the limits check.
     """
 
     __slots__ = ("parts",)
+    origin: Any = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:  # NEWOBJ calls __new__ only
         self = object.__new__(cls)
         self.parts = [args, kwargs]
+        _AUDIT.get().called.add(cls.origin)
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
-        return _Stub(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # recorded, not raised, so the audit still collects every name it refers to
+        audit = _AUDIT.get()
+        audit.called_results.add(type(self).origin)
+        origin = ("<result of>", _name(type(self).origin))
+        return _stub_class(origin)(*args, **kwargs)
+
+    def _modified(self) -> None:
+        _AUDIT.get().modified.add(type(self).origin)
 
     def __setstate__(self, state: Any) -> None:
+        self._modified()
         self.parts.append(state)
 
     def append(self, item: Any) -> None:
+        self._modified()
         self.parts.append(item)
 
     def extend(self, items: Any) -> None:
+        self._modified()
         self.parts.append(items)
 
+    def add(self, item: Any) -> None:
+        self._modified()
+        self.parts.append(item)
+
     def __setitem__(self, key: Any, value: Any) -> None:
+        self._modified()
         self.parts.append(key)
         self.parts.append(value)
 
 
-class _AuditUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, n_arrays: int) -> None:
-        super().__init__(io.BytesIO(data))
+def _name(origin: Any) -> str:
+    return ".".join(origin) if isinstance(origin, tuple) else str(origin)
+
+
+ARRAY_ORIGIN = ("<array>", "<out of band>")
+_stub_classes: dict[Any, type] = {}
+
+
+def _stub_class(origin: Any) -> type:
+    cls = _stub_classes.get(origin)
+    if cls is None:
+        cls = type("_Stub", (_Stub,), {"__slots__": (), "origin": origin})
+        if len(_stub_classes) < 4096:
+            _stub_classes[origin] = cls
+    return cls
+
+
+class Audit:
+    """What a stream does: the globals it names, calls, and whose results it modifies."""
+
+    def __init__(self) -> None:
         self.names: set[tuple[str, str]] = set()
+        self.called: set[Any] = set()
+        self.modified: set[Any] = set()
+        self.called_results: set[Any] = set()
         self.pids: set[int] = set()
+
+
+_AUDIT: contextvars.ContextVar[Audit] = contextvars.ContextVar("devpersist_audit")
+
+
+class _AuditUnpickler(pickle.Unpickler):
+    def __init__(self, stream: io.BytesIO, n_arrays: int, audit: Audit) -> None:
+        super().__init__(stream)
+        self.audit = audit
         self._n_arrays = n_arrays
+        self._array = _stub_class(ARRAY_ORIGIN)
 
     def find_class(self, module: str, name: str) -> Any:
-        self.names.add((module, name))
-        return _Stub
+        origin = (module, name)
+        self.audit.names.add(origin)
+        return _stub_class(origin)
 
     def persistent_load(self, pid: Any) -> Any:
         if type(pid) is not int or not 0 <= pid < self._n_arrays:
             raise FormatError(f"the object graph refers to array {pid!r}, which the file lacks")
-        self.pids.add(pid)
-        return _Stub()
+        self.audit.pids.add(pid)
+        stub = object.__new__(self._array)
+        stub.parts = []
+        return stub
 
 
-def scan(data: bytes, n_arrays: int) -> set[tuple[str, str]]:
-    """Audit a stream: every global it names, with limits checked; nothing imported."""
-    auditor = _AuditUnpickler(data, n_arrays)
+def audit(data: bytes, n_arrays: int) -> Audit:
+    """Audit a stream without importing or building anything real: every global it
+    names, which it calls and which results it modifies, with resource limits."""
+    result = Audit()
+    stream = io.BytesIO(data)
+    token = _AUDIT.set(result)
     try:
-        root = auditor.load()
+        root = _AuditUnpickler(stream, n_arrays, result).load()
     except (FormatError, ResourceLimitError):
         raise
     except RecursionError as exc:
@@ -303,48 +443,90 @@ def scan(data: bytes, n_arrays: int) -> set[tuple[str, str]]:
         raise ResourceLimitError("the object graph needs too much memory") from exc
     except Exception as exc:
         raise IntegrityError(f"the object graph is not a valid stream: {exc}") from exc
-    if auditor.pids != set(range(n_arrays)):
+    finally:
+        _AUDIT.reset(token)
+    if stream.tell() != len(data):
+        raise IntegrityError("bytes follow the end of the object graph's stream")
+    if result.pids != set(range(n_arrays)):
         raise IntegrityError("the manifest lists arrays the object graph never uses")
-    # Every distinct container costs at least one opcode byte, so a stream shorter than
-    # the limits cannot exceed them: skip the walk for small graphs.
-    if len(data) > MAX_DEPTH:
-        _check_shape(root)
-    return auditor.names
+    if ARRAY_ORIGIN in result.modified:
+        raise FormatError("the object graph modifies an array after loading it")
+    _check_shape(root)
+    return result
+
+
+def scan(data: bytes, n_arrays: int) -> set[tuple[str, str]]:
+    """The globals a stream names (see :func:`audit`)."""
+    return audit(data, n_arrays).names
+
+
+#: Limits on the audited graph: the longest chain of nested containers, and the size of
+#: the graph with every shared reference expanded (what ``repr`` or ``np.asarray`` of
+#: it would walk: a "billion laughs" of nested shared lists is 700 bytes of pickle).
+MAX_EXPANDED = 10_000_000
+
+
+def _children(obj: Any) -> Any:
+    tp = type(obj)
+    if tp is dict:
+        return [*obj.values(), *obj.keys()]
+    if isinstance(obj, _Stub):
+        return obj.parts
+    return obj
 
 
 def _check_shape(root: Any) -> None:
-    """Depth and size limits over the audited graph, level by level (no recursion).
+    """Longest nesting chain and expanded size, over the shared graph (no recursion).
 
-    The depth is measured breadth-first from the root, a lower bound of the longest
-    chain when references are shared; it bounds nesting built with or without the memo.
+    A post-order walk computes, for each container, the size of its expansion and the
+    depth below it, once per distinct object; a reference back to an object still being
+    walked (a cycle) counts as a leaf.
     """
-    seen: set[int] = set()
-    level = [root]
-    depth = count = 0
-    containers = _CONTAINERS
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise ResourceLimitError(f"the object graph nests deeper than {MAX_DEPTH} levels")
-        nxt: list[Any] = []
-        for obj in level:
-            key = id(obj)
-            if key in seen:
-                continue
-            seen.add(key)
-            tp = type(obj)
-            if tp is dict:
-                nxt += [v for v in obj.values() if type(v) in containers]
-                nxt += [k for k in obj if type(k) in containers]
-            else:
-                nxt += [c for c in (obj.parts if tp is _Stub else obj) if type(c) in containers]
-        count += len(level)
-        if count > MAX_OBJECTS:
-            raise ResourceLimitError(f"the object graph has more than {MAX_OBJECTS} containers")
-        level = nxt
+    if not _is_container(root):
+        return
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        obj, finished = stack.pop()
+        key = id(obj)
+        if finished:
+            total, deepest = 1, 0
+            for child in _children(obj):
+                ck = id(child)
+                if ck in size:
+                    total += size[ck]
+                    deepest = max(deepest, depth[ck])
+                else:
+                    total += 1  # an atom, or a cycle back to an active container
+            size[key], depth[key] = total, deepest + 1
+            active.discard(key)
+            if total > MAX_EXPANDED:
+                raise ResourceLimitError(
+                    f"the object graph expands to more than {MAX_EXPANDED} objects "
+                    "(shared references nested in shared references)"
+                )
+            if deepest + 1 > MAX_DEPTH:
+                raise ResourceLimitError(f"the object graph nests deeper than {MAX_DEPTH} levels")
+            continue
+        if key in size or key in active:
+            continue
+        active.add(key)
+        stack.append((obj, True))
+        for child in _children(obj):
+            if _is_container(child):
+                ck = id(child)
+                if ck not in size and ck not in active:
+                    stack.append((child, False))
 
 
-_CONTAINERS = frozenset({_Stub, list, tuple, set, frozenset, dict})
+def _is_container(obj: Any) -> bool:
+    tp = type(obj)
+    return tp in _CONTAINERS or isinstance(obj, _Stub)
+
+
+_CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
 
 
 # --------------------------------------------------------------------------- constructing
@@ -371,9 +553,12 @@ class SafeUnpickler(pickle.Unpickler):
             raise UntrustedTypeError(
                 f"{module}.{name} was not approved by the audit", [f"{module}.{name}"]
             ) from None
-        validator = _VALIDATORS.get((module, name))
-        if validator is None:
+        hook = VALIDATORS.get((module, name))
+        if hook is None:
             return obj
+        style, validator = hook
+        if style == "class":
+            return checked_class(obj, validator, self.built)
         return _tracking(obj, validator, self.built)
 
     def persistent_load(self, pid: Any) -> Any:
@@ -393,8 +578,8 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
     unpickler = SafeUnpickler(data, approved, arrays)
     try:
         obj = unpickler.load()
-    except (FormatError, UntrustedTypeError):
-        raise
+    except (FormatError, UntrustedTypeError, DeviceError, MissingLibraryError):
+        raise  # placement decisions for device objects met while building
     except MemoryError as exc:
         raise ResourceLimitError("building the object needs too much memory") from exc
     except Exception as exc:
@@ -404,29 +589,3 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
     return obj
 
 
-def _validate_tree(tree: Any) -> None:
-    """Reject a decision tree whose arrays would make native code read out of bounds."""
-    import numpy as np
-
-    n = tree.node_count
-    nodes = tree.__getstate__()["nodes"]
-    if n != len(nodes) or tree.value.shape[0] != n:
-        raise IntegrityError("decision tree: node count does not match its arrays")
-    if n == 0:
-        return
-    left, right = nodes["left_child"], nodes["right_child"]
-    leaf = left == -1
-    for child in (left, right):
-        inner = child[~leaf]
-        if inner.size and (inner.min() <= 0 or inner.max() >= n):
-            raise IntegrityError("decision tree: a child index points outside the tree")
-    if not np.array_equal(leaf, right == -1):
-        raise IntegrityError("decision tree: a node has exactly one child")
-    features = nodes["feature"][~leaf]
-    if features.size and (features.min() < 0 or features.max() >= tree.n_features):
-        raise IntegrityError("decision tree: a feature index is out of range")
-
-
-_VALIDATORS: dict[tuple[str, str], Callable[[Any], None]] = {
-    ("sklearn.tree._tree", "Tree"): _validate_tree,
-}

@@ -45,6 +45,14 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return np._core.multiarray.scalar(dtype, data)  # type: ignore[attr-defined]
 
 
+def _numpy_dtype(obj: Any, align: Any = False, copy: Any = True) -> Any:
+    """``numpy.dtype`` as pickle calls it, always returning a fresh copy: the stream may
+    then BUILD it, which must never reach numpy's shared builtin dtypes."""
+    import numpy as np
+
+    return np.dtype(obj, bool(align), True)
+
+
 _BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 
 
@@ -112,8 +120,6 @@ def _add(module: str, names: Iterable[str], resolve: Callable[[str, str], Callab
 _add("builtins", ["bool", "complex", "float", "int", "object", "slice", "str"])
 _add("collections", ["OrderedDict", "defaultdict", "deque", "Counter"])
 _add("datetime", ["date", "datetime", "time", "timedelta", "timezone"])
-_add("decimal", ["Decimal"])
-_add("fractions", ["Fraction"])
 
 # numpy: dtypes, scalar types, a few pure reductions used as estimator parameters.
 _NUMPY_TYPES = [
@@ -132,12 +138,13 @@ _NUMPY_FUNCTIONS = [
 _add("numpy", _NUMPY_TYPES + _NUMPY_FUNCTIONS)
 for _mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
     EXACT[(_mod, "scalar")] = _const(_numpy_scalar)
-for _mod in ("numpy.dtypes",):
-    _add(_mod, [f"{t}DType" for t in (
-        "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
-        "Float16", "Float32", "Float64", "LongDouble", "Complex64", "Complex128",
-        "CLongDouble", "Str", "Bytes", "DateTime64", "TimeDelta64", "Void",
-    )])
+EXACT[("numpy", "dtype")] = _const(_numpy_dtype)
+_DTYPE_NAMES = (
+    "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+    "Float16", "Float32", "Float64", "LongDouble", "Complex64", "Complex128",
+    "CLongDouble", "Str", "Bytes", "DateTime64", "TimeDelta64", "Void",
+)
+_add("numpy.dtypes", [f"{t}DType" for t in _DTYPE_NAMES])
 for _name in _BIT_GENERATORS:
     EXACT[("numpy.random", _name)] = _numpy_random(_name)
     EXACT[(f"numpy.random._{_name.lower()}", _name)] = _numpy_random(_name)
@@ -165,7 +172,8 @@ _add("scipy._lib.array_api_compat.numpy._aliases", ["asarray"])
 # devpersist's own reconstructors (objects the pickler writes through reducer_override).
 _add(
     "devpersist._graph",
-    ["_object_array", "_masked_array", "_namespace_module", "_device"],
+    ["_object_array", "_masked_array", "_namespace_module", "_device", "_onedal_return_type",
+     "_torch_size"],
 )
 
 # scikit-learn-intelex: its estimators follow the class rule below (module sklearnex);
@@ -215,12 +223,65 @@ for _backend in ("onedal._onedal_py_host", "onedal._onedal_py_dpc"):
 # scikit-learn: the rule below, plus these non-class helpers.
 _add("sklearn.neighbors._kd_tree", ["newObj"])
 _add("sklearn.neighbors._ball_tree", ["newObj"])
+_add("sklearn.metrics._dist_metrics", ["newObj"])
 
 SKLEARN_EXCLUDED = (
     "tests", "_testing", "externals", "datasets", "experimental", "conftest",
     "_build_utils", "__check_build", "parallel", "_joblib", "_show_versions",
-    "discovery", "_repr_html", "fixes", "_config",
+    "discovery", "_repr_html", "fixes", "_config", "estimator_checks", "_test_common",
+    "callback", "_plotting", "sphinxext", "_dispatcher",
 )
+#: A class under the rule must derive from one of these ("module:qualname"): estimators,
+#: and the fitted-state helpers they hold. Their constructors only store what they are
+#: given; a class outside them (a callback that connects to an address in its
+#: ``__setstate__``, say) is refused even though scikit-learn defines it.
+SKLEARN_BASES = (
+    "sklearn.base:BaseEstimator",
+    "sklearn.tree._tree:Tree",
+    "sklearn.tree._criterion:Criterion",
+    "sklearn.tree._splitter:Splitter",
+    "sklearn._loss.loss:BaseLoss",
+    "sklearn._loss._loss:CyLossFunction",
+    "sklearn._loss.link:BaseLink",
+    "sklearn._loss.link:Interval",
+    "sklearn.metrics._scorer:_BaseScorer",
+    "sklearn.metrics._dist_metrics:DistanceMetric",
+    "sklearn.metrics._dist_metrics:DistanceMetric32",
+    "sklearn.gaussian_process.kernels:Kernel",
+    "sklearn.gaussian_process.kernels:Hyperparameter",
+    "sklearn.neighbors._kd_tree:KDTree",
+    "sklearn.neighbors._ball_tree:BallTree",
+    "sklearn.utils._bunch:Bunch",
+    "sklearn.ensemble._hist_gradient_boosting.predictor:TreePredictor",
+    "sklearn.utils._metadata_requests:MetadataRequest",
+    "sklearn.utils._metadata_requests:MethodMetadataRequest",
+    "sklearn.utils._metadata_requests:MetadataRouter",
+    "sklearn.utils._metadata_requests:MethodMapping",
+    "sklearn.cluster._birch:_CFNode",
+    "sklearn.cluster._birch:_CFSubcluster",
+    "sklearn.cluster._bisect_k_means:_BisectingTree",
+    "sklearn.calibration:_CalibratedClassifier",
+    "sklearn.model_selection._split:BaseCrossValidator",
+    "sklearn.model_selection._split:BaseShuffleSplit",
+    "sklearn.model_selection._split:_RepeatedSplits",
+    "sklearn.metrics._scorer:_PassthroughScorer",
+    "sklearn.metrics._scorer:_MultimetricScorer",
+    "sklearn.neural_network._stochastic_optimizers:BaseOptimizer",
+)
+
+
+def _bases() -> tuple[type, ...]:
+    found = []
+    for spec in SKLEARN_BASES:
+        module, _, qualname = spec.partition(":")
+        try:
+            found.append(getattr(importlib.import_module(module), qualname))
+        except (ImportError, AttributeError):  # not in this scikit-learn version
+            continue
+    return tuple(found)
+
+
+_bases_cache: list[tuple[type, ...]] = []
 SKLEARN_FUNCTION_MODULES = (
     "sklearn.metrics",
     "sklearn.feature_selection._univariate_selection",
@@ -231,6 +292,52 @@ SKLEARN_FUNCTION_MODULES = (
 
 #: Packages whose classes the rule admits (sklearnex: scikit-learn-intelex's estimators).
 RULE_PACKAGES = ("sklearn", "sklearnex")
+
+
+# --------------------------------------------------------------------------- uses
+# What the stream may do with each approved global. The audit records which globals
+# are called (REDUCE, NEWOBJ) and which results are then modified (BUILD, SETITEM,
+# APPEND): a modified object must be fresh, or the file could rewrite shared state
+# (numpy's namespace, scikit-learn's metric tables) that outlives the load.
+REF, CALL, FRESH = "ref", "call", "fresh"
+#: Types that may only be referenced (``dtype=float``): calling them on file data could
+#: allocate without bound (``numpy.void(2**31)``) or expand shared references (``str``).
+REFERENCE_ONLY = {
+    ("builtins", n) for n in ("bool", "float", "int", "object", "str")
+} | {("numpy", n) for n in _NUMPY_TYPES} | {
+    ("numpy.dtypes", f"{t}DType") for t in _DTYPE_NAMES
+}
+#: Functions that build objects: callable; FRESH ones return new objects (modifiable).
+USES: dict[Name, str] = {
+    ("numpy", "dtype"): FRESH,
+    ("numpy._core.multiarray", "scalar"): CALL,
+    ("numpy.core.multiarray", "scalar"): CALL,
+    ("numpy.random._pickle", "__bit_generator_ctor"): FRESH,
+    ("numpy.random._pickle", "__randomstate_ctor"): FRESH,
+    ("numpy.random._pickle", "__generator_ctor"): FRESH,
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"): FRESH,
+    ("sklearn.neighbors._kd_tree", "newObj"): FRESH,
+    ("sklearn.neighbors._ball_tree", "newObj"): FRESH,
+    ("sklearn.metrics._dist_metrics", "newObj"): FRESH,
+    ("devpersist._graph", "_object_array"): CALL,
+    ("devpersist._graph", "_masked_array"): CALL,
+    ("devpersist._graph", "_namespace_module"): CALL,
+    ("devpersist._graph", "_device"): CALL,
+    ("devpersist._graph", "_onedal_return_type"): CALL,
+    ("devpersist._graph", "_torch_size"): CALL,
+}
+
+
+def use_of(name: Name, obj: Any, trusted: frozenset[str]) -> str:
+    """How the stream may use an approved global: REF, CALL or FRESH."""
+    kind = USES.get(name)
+    if kind is not None:
+        return kind
+    if name in REFERENCE_ONLY:
+        return REF
+    if dotted(name) in trusted:
+        return FRESH  # the caller vouches for it
+    return FRESH if isinstance(obj, type) else REF
 
 
 def _sklearn_module_ok(module: str) -> bool:
@@ -250,7 +357,9 @@ def _by_sklearn_rule(module: str, name: str) -> Any:
     if not isinstance(own, str) or not _sklearn_module_ok(own):
         return None
     if isinstance(obj, type):
-        return obj
+        if not _bases_cache:
+            _bases_cache.append(_bases())
+        return obj if issubclass(obj, _bases_cache[0]) else None
     if own.partition(".")[0] != "sklearn":  # sklearnex: classes only
         return None
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)) or type(obj).__name__ == "cython_function_or_method":
@@ -356,3 +465,42 @@ def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
         )
     return {n: v() for n, v in verdicts.items()}  # type: ignore[misc]
 
+
+
+def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> None:
+    """Reject, by the strings alone, names that no rule could allow (imports nothing)."""
+    bad = sorted(
+        dotted(n) if _well_formed(n) else repr(n)
+        for n in names
+        if not _well_formed(n)
+        or not (
+            n in EXACT
+            or dotted(n) in trusted
+            or (_sklearn_module_ok(n[0]) and _PLAIN_NAME_RE.match(n[1]) and not n[1].startswith("__"))
+        )
+    )
+    if bad:
+        raise UntrustedTypeError(
+            "the file refers to names outside the allowlist: " + ", ".join(bad)
+            + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
+            "devpersist.get_untrusted_types(file) lists them.",
+            untrusted=bad,
+        )
+
+
+def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Name, Any],
+               trusted: frozenset[str] = frozenset()) -> None:  # fmt: skip
+    """Every called global must be a constructor, every modified result a fresh object."""
+    bad = []
+    for origin in sorted(called, key=str):
+        if use_of(origin, approved[origin], trusted) == REF:
+            bad.append(f"calls {dotted(origin)}")
+    for origin in sorted(modified, key=str):
+        if use_of(origin, approved[origin], trusted) != FRESH:
+            bad.append(f"modifies what {dotted(origin)} returns")
+    if bad:
+        raise UntrustedTypeError(
+            "the object graph uses allowed names in ways the allowlist forbids: "
+            + "; ".join(bad) + ". Nothing was loaded.",
+            untrusted=[b.split(" ")[-1] if b.startswith("calls") else b.split(" ")[3] for b in bad],
+        )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -81,10 +82,14 @@ def test_restore_config_off_shows_why_it_matters():
     model, X = _strict_ridge()
     with sklearn.config_context(array_api_dispatch=True):
         data = devpersist.dumps(model)
+        expected = model.predict(X)
     raw = devpersist.loads(data, restore_config=False)
     assert type(raw).__name__ == "Ridge"
-    with pytest.raises((TypeError, ValueError)):
-        raw.predict(X)
+    try:
+        got = raw.predict(X)
+    except (TypeError, ValueError):  # torch: "can't convert ... Tensor to numpy"
+        return
+    assert type(got) is not type(expected)  # or the silent change: another array type
 
 
 def test_pipelines_are_wrapped_too():
@@ -94,7 +99,8 @@ def test_pipelines_are_wrapped_too():
 
     rng = np.random.default_rng(1)
     X = xps.asarray(rng.random((30, 3)))
-    with sklearn.config_context(array_api_dispatch=True):
+    with sklearn.config_context(array_api_dispatch=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's own 0/0 in fit
         pipe = make_pipeline(StandardScaler(), Ridge(solver="svd")).fit(X, xps.asarray(rng.random(30)))
         data, expected = devpersist.dumps(pipe), pipe.predict(X)
     got = devpersist.loads(data).predict(X)
@@ -239,5 +245,5 @@ def test_sklearnex_offload_target_becomes_host_when_moved():
     recorded = devpersist.info(data)["config"]["sklearnex"]
     assert recorded["target_offload"] == "gpu:0" and recorded["allow_fallback_to_host"] is True
     loaded = devpersist.loads(data, device="cpu")
-    assert loaded.devpersist_config["target_offload"] == "cpu"
+    assert loaded.devpersist_config["target_offload"] == "auto"  # the host setting
     assert np.array_equal(loaded.predict(X), model.predict(X))

@@ -9,11 +9,12 @@ imports torch, CuPy or JAX; handler modules import their library lazily.
 from __future__ import annotations
 
 from ._base import ArrayHandler, Encoded
-from ._registry import handler_for, handler_for_namespace, registered_namespaces
+from ._registry import foreign_array, handler_for, handler_for_namespace, registered_namespaces
 
 __all__ = [
     "ArrayHandler",
     "Encoded",
+    "foreign_array",
     "handler_for",
     "handler_for_namespace",
     "registered_namespaces",

@@ -1,13 +1,30 @@
-"""The interface every array handler implements."""
+"""The interface every array handler implements.
+
+Device strings are each library's own spelling, normalized by
+:meth:`ArrayHandler.normalize_device`: ``"cpu"``, ``"cuda:0"``, ``"mps:0"`` (torch),
+``"CPU_DEVICE"``, ``"device1"`` (array-api-strict), ``"cuda:1"`` (CuPy), ``"cpu:0"``,
+``"gpu:0"`` (JAX), SYCL filter strings such as ``"level_zero:gpu:0"`` (dpnp).
+
+Saving calls :meth:`~ArrayHandler.owns` (by type, never importing), then
+:meth:`~ArrayHandler.stores` and :meth:`~ArrayHandler.encode` on each array; the bytes are
+produced later, by ``Encoded.chunks``, one array at a time. Loading calls
+:meth:`~ArrayHandler.available`, :meth:`~ArrayHandler.device_available`,
+:meth:`~ArrayHandler.numpy_dtype` and :meth:`~ArrayHandler.accepts` while placing (before
+anything is read), then :meth:`~ArrayHandler.decode`, or :meth:`~ArrayHandler.to_numpy`
+on the source and :meth:`~ArrayHandler.from_numpy` on the target for a conversion.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 #: Bytes handed to the writer at a time; also the size of a host staging buffer.
 CHUNK_BYTES = 64 * 2**20
+#: numpy dtypes (kind and size) that every device array library has.
+STANDARD_DTYPES = frozenset("b1 i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())
 
 
 @dataclass
@@ -15,7 +32,8 @@ class Encoded:
     """An array described for the manifest, with a lazy producer of its bytes.
 
     ``chunks`` is called once, when the writer reaches this array, so host copies of
-    device arrays are made one array at a time.
+    device arrays are made one array at a time. A chunk may be a view of a reused
+    staging buffer: consume each one before asking for the next.
     """
 
     dtype: Any  # numpy dtype of the stored bytes
@@ -42,8 +60,21 @@ class ArrayHandler:
         raise NotImplementedError
 
     def stores(self, obj: Any) -> bool:
-        """Can this instance go out of band (e.g. numpy object arrays cannot)?"""
+        """Can this instance go out of band (e.g. numpy object arrays cannot)?
+
+        False lets pickle save it. Raises :class:`~devpersist.UnsupportedObjectError`
+        (with the reason) for an instance that cannot be saved at all, such as a torch
+        tensor on the ``meta`` device or in a sparse layout, so nothing is written.
+        """
         return True
+
+    def array_types(self) -> tuple[type, ...]:
+        """The library's array base classes if it is imported, else ``()``; never imports.
+
+        A subclass that :meth:`owns` refuses is an array devpersist cannot save
+        faithfully (see :func:`devpersist.arrays.foreign_array`).
+        """
+        return ()
 
     def encode(self, obj: Any) -> Encoded:
         raise NotImplementedError
@@ -59,8 +90,33 @@ class ArrayHandler:
     host_device: str | None = "cpu"
 
     def to_numpy(self, host: Any, entry: dict[str, Any]) -> Any:
-        """The stored bytes as a numpy array of the logical dtype (for conversion)."""
-        return host
+        """The stored bytes as a numpy array of the logical dtype (for conversion).
+
+        Must not import the library: converting is how a file is loaded where the
+        library is missing. Types numpy lacks widen exactly (bfloat16 -> float32).
+        """
+        from ._dtypes import check, to_numpy
+
+        name = entry.get("meta", {}).get("dtype")
+        if name is None:
+            return host
+        return to_numpy(host, check(name, host.dtype))
+
+    def numpy_dtype(self, entry: dict[str, Any]) -> Any:
+        """The dtype :meth:`to_numpy` returns for ``entry``, known before any byte is
+        read; raises :class:`~devpersist.DeviceError` if the array has no numpy form."""
+        from .._format import storage_dtype
+        from ._dtypes import check, numpy_dtype
+
+        stored = storage_dtype(entry["dtype"])
+        name = entry.get("meta", {}).get("dtype")
+        if name is None:
+            return stored
+        return numpy_dtype(check(name, stored))
+
+    def accepts(self, dtype: Any) -> bool:
+        """Can :meth:`from_numpy` build an array of numpy ``dtype``?"""
+        return f"{dtype.kind}{dtype.itemsize}" in STANDARD_DTYPES
 
     def from_numpy(self, array: Any, device: str) -> Any:
         """Convert a numpy array into this library's array on ``device``."""
@@ -71,13 +127,25 @@ class ArrayHandler:
         return device
 
     def normalize_device(self, device: str) -> str:
+        """The canonical spelling of an available ``device`` (``"cuda"`` -> ``"cuda:0"``)."""
         return device
 
+    def device_name(self, device: str) -> str | None:
+        """A person's name for ``device`` (the GPU model), recorded when saving; None if
+        unknown or the host. Only called with the library imported."""
+        return None
+
     def available(self) -> bool:
-        """Can arrays of this library be built in this process?"""
+        """Can arrays of this library be built in this process? (Finds, never imports.)"""
         import importlib.util
 
-        return importlib.util.find_spec(self.modules[0]) is not None
+        name = self.modules[0]
+        if sys.modules.get(name) is not None:
+            return True
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install
+            return False
 
     def device_available(self, device: str) -> bool:
         """Does ``device`` exist in this process (imports the library)?"""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
 
 from ._base import ArrayHandler
 
@@ -68,3 +68,44 @@ def clear_cache() -> None:
     _by_type.clear()
 
 
+# Attributes only arrays define (DLPack, CUDA array interface, array API).
+_ARRAY_ATTRIBUTES = ("__dlpack__", "__cuda_array_interface__", "__array_namespace__")
+
+
+def foreign_array(tp: type) -> str | None:
+    """Why ``tp``, an array type no handler owns, cannot be saved; None if it is no array.
+
+    Pickle would store such an array through its library's own reducer, which either
+    fails on load (device storage) or names globals the allowlist refuses: refusing it
+    at save time, with the reason, is better than writing a file that cannot load.
+    numpy's own subclasses are left to pickle. Never imports a library.
+    """
+    if handler_for(tp) is not None:
+        return None
+    top = getattr(tp, "__module__", "").partition(".")[0]
+    if top == "numpy":
+        return None
+    for namespace in _imported_libraries():
+        bases = handler_for_namespace(namespace).array_types()
+        if bases and issubclass(tp, bases):
+            hint = " (tensor.as_subclass(torch.Tensor))" if namespace == "torch" else ""
+            return (
+                f"devpersist saves {namespace}'s plain array types only, not "
+                f"{_qualname(tp)}: convert it to one{hint}"
+            )
+    if top not in _MODULE_TO_NAMESPACE and any(hasattr(tp, a) for a in _ARRAY_ATTRIBUTES):
+        return (
+            f"it is an array of a library devpersist has no handler for ({top}); "
+            f"convert it to one of {registered_namespaces()}"
+        )
+    return None
+
+
+def _imported_libraries() -> list[str]:
+    """Namespaces (numpy aside) whose library is imported: only those can own ``tp``."""
+    found = {ns for mod, ns in _MODULE_TO_NAMESPACE.items() if sys.modules.get(mod) is not None}
+    return sorted(found - {"numpy"})
+
+
+def _qualname(tp: type) -> str:
+    return f"{tp.__module__}.{tp.__qualname__}"

@@ -1,0 +1,154 @@
+"""JAX arrays on one device: every dtype, ``ml_dtypes``' ones (bfloat16, float8...) too.
+
+Devices are spelled ``"<platform>:<id>"`` from ``jax.Device.platform`` and ``.id``:
+``"cpu:0"``, ``"gpu:0"`` (CUDA and ROCm both say ``gpu``; ``"cuda:N"`` and ``"rocm:N"``
+are accepted as aliases), ``"tpu:0"``. Arrays sharded over several devices are refused
+(the sharding would be lost); gather them with ``jax.device_get`` or put them on one
+device first.
+
+JAX has no 64-bit types unless ``jax_enable_x64`` is set: loading a float64 file without
+it raises instead of silently halving the precision.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import DeviceError, FormatError, UnsupportedObjectError
+from . import _dtypes
+from ._base import ArrayHandler, Encoded
+from ._numpy import contiguous_chunks
+
+_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
+
+
+def _jax() -> Any:
+    import jax
+
+    return jax
+
+
+def device_string(device: Any) -> str:
+    return f"{device.platform}:{device.id}"
+
+
+def _parse(device: str) -> tuple[str, int | None]:
+    platform, _, index = device.partition(":")
+    platform = _ALIASES.get(platform, platform)
+    if not platform or (index and not index.isdigit()):
+        raise ValueError(f"not a JAX device: {device!r}")
+    return platform, int(index) if index else None
+
+
+def _find(device: str) -> Any:
+    """The ``jax.Device`` for ``device``, or None."""
+    jax = _jax()
+    try:
+        platform, index = _parse(device)
+        devices = jax.devices(platform)
+    except (RuntimeError, ValueError):
+        return None
+    if index is None:
+        return devices[0] if devices else None
+    return next((d for d in devices if d.id == index), None)
+
+
+class JaxHandler(ArrayHandler):
+    namespace = "jax"
+    modules = ("jax",)
+    install = "jax"
+    has_devices = True
+    host_device = "cpu:0"
+
+    def owns(self, tp: type) -> bool:
+        jax = sys.modules.get("jax")
+        # ArrayImpl is the concrete array; tracers are virtual subclasses of jax.Array
+        return jax is not None and tp.__name__ == "ArrayImpl" and issubclass(tp, jax.Array)
+
+    def array_types(self) -> tuple[type, ...]:
+        jax = sys.modules.get("jax")
+        return (jax.Array,) if jax is not None else ()
+
+    def stores(self, obj: Any) -> bool:
+        reason = None
+        if obj.is_deleted():
+            reason = "the array was deleted (donated to a computation)"
+        elif not obj.is_fully_addressable or len(obj.devices()) != 1:
+            reason = (
+                f"arrays sharded over {len(obj.devices())} devices are not supported; "
+                "put it on one device (jax.device_put) first"
+            )
+        if reason is not None:
+            raise UnsupportedObjectError(reason, type_name="jax.Array")
+        return True
+
+    def encode(self, obj: Any) -> Encoded:
+        dtype = np.dtype(obj.dtype)
+        meta: dict[str, Any] = {}
+        name = _dtypes.ml_dtypes_name(dtype)
+        if name is not None:
+            dtype = _dtypes.storage_dtype(name)
+            meta["dtype"] = name
+        (device,) = obj.devices()
+        shape = tuple(obj.shape)
+
+        def produce() -> Any:
+            host = np.asarray(obj)  # the one host copy (none for CPU arrays)
+            return contiguous_chunks(host.view(dtype) if name else host, "C")()
+
+        return Encoded(
+            dtype=dtype,
+            shape=shape,
+            order="C",
+            device=device_string(device),
+            meta=meta,
+            chunks=produce,
+            nbytes=int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
+        )
+
+    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+        host = _dtypes.native(host)
+        name = entry.get("meta", {}).get("dtype")
+        if name is not None:
+            host = host.view(_dtypes.ml_dtype(_dtypes.check(name, host.dtype)))
+        elif not self.accepts(host.dtype):
+            raise FormatError(f"{entry.get('path', 'an array')}: JAX has no {host.dtype} arrays")
+        return self._put(host, entry["device"] if device is None else device)
+
+    def from_numpy(self, array: Any, device: str) -> Any:
+        array = _dtypes.native(np.asarray(array))
+        if not self.accepts(array.dtype):
+            raise DeviceError(f"JAX has no dtype for numpy {array.dtype} arrays")
+        return self._put(array, device)
+
+    def _put(self, host: np.ndarray, device: str) -> Any:
+        target = _find(device)
+        if target is None:
+            raise DeviceError(f"JAX has no device {device!r} in this process")
+        out = _jax().device_put(host, target)
+        if out.dtype != host.dtype:
+            raise DeviceError(
+                f"JAX turned a {host.dtype} array into {out.dtype}: enable 64-bit types "
+                "(jax.config.update('jax_enable_x64', True)) before loading"
+            )
+        return out
+
+    def device_available(self, device: str) -> bool:
+        return _find(device) is not None
+
+    def normalize_device(self, device: str) -> str:
+        found = _find(device)
+        return device_string(found) if found is not None else device
+
+    def device_name(self, device: str) -> str | None:
+        found = _find(device)
+        return None if found is None or found.platform == "cpu" else str(found.device_kind)
+
+    def device_object(self, device: str) -> Any:
+        found = _find(device)
+        if found is None:
+            raise DeviceError(f"JAX has no device {device!r} in this process")
+        return found
