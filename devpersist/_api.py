@@ -58,7 +58,7 @@ def _prepare(
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
     blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
-    names = scan(graph, len(refs))
+    names = audit(graph, len(refs), limits=False).names  # our own stream: names only
     uses_sklearnex = any(m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names)
     env = environment()
     devices = {b.meta["device"]: b.meta["namespace"] for b in blobs}

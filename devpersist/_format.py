@@ -444,8 +444,25 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
 _DTYPE_RE = re.compile(r"[<>|](b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
 
 
+_dtype_cache: dict[str, Any] = {}
+
+
 def storage_dtype(descr: Any, where: str = "array") -> Any:
-    """The numpy dtype of stored bytes, from a closed set: never objects, never code."""
+    """The numpy dtype of stored bytes, from a closed set: never objects, never code.
+
+    Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
+    with the same structured dtype).
+    """
+    key = descr if isinstance(descr, str) else json.dumps(descr)
+    dtype = _dtype_cache.get(key)
+    if dtype is None:
+        dtype = _parse_dtype(descr, where)
+        if len(_dtype_cache) < 1024:
+            _dtype_cache[key] = dtype
+    return dtype
+
+
+def _parse_dtype(descr: Any, where: str) -> Any:
     import numpy as np
 
     try:
@@ -491,12 +508,21 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
     return fields
 
 
+_json_cache: dict[Any, Any] = {}
+
+
 def dtype_to_json(dtype: Any) -> Any:
-    """Inverse of :func:`storage_dtype` (descr tuples become JSON lists)."""
+    """Inverse of :func:`storage_dtype` (descr tuples become JSON lists); cached."""
     import numpy as np
 
-    descr = np.lib.format.dtype_to_descr(dtype)
-    return _tuples_to_lists(descr)
+    try:
+        return _json_cache[dtype]
+    except (KeyError, TypeError):
+        pass
+    value = _tuples_to_lists(np.lib.format.dtype_to_descr(dtype))
+    if len(_json_cache) < 1024:
+        _json_cache[dtype] = value
+    return value
 
 
 def _tuples_to_lists(value: Any) -> Any:

@@ -333,6 +333,7 @@ class _Stub:
 
     __slots__ = ("parts",)
     origin: Any = None
+    _is_stub = True
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:  # NEWOBJ calls __new__ only
         self = object.__new__(cls)
@@ -347,8 +348,9 @@ class _Stub:
         # recorded, not raised, so the audit still collects every name it refers to
         audit = _AUDIT.get()
         audit.called_results.add(type(self).origin)
-        origin = ("<result of>", _name(type(self).origin))
-        return _stub_class(origin)(*args, **kwargs)
+        cls = _stub_class(("<result of>", _name(type(self).origin)))
+        audit.stub_types.add(cls)
+        return cls(*args, **kwargs)
 
     def _modified(self) -> None:
         _AUDIT.get().modified.add(type(self).origin)
@@ -401,6 +403,7 @@ class Audit:
         self.modified: set[Any] = set()
         self.called_results: set[Any] = set()
         self.pids: set[int] = set()
+        self.stub_types: set[type] = set()
 
 
 _AUDIT: contextvars.ContextVar[Audit] = contextvars.ContextVar("devpersist_audit")
@@ -412,11 +415,14 @@ class _AuditUnpickler(pickle.Unpickler):
         self.audit = audit
         self._n_arrays = n_arrays
         self._array = _stub_class(ARRAY_ORIGIN)
+        audit.stub_types.add(self._array)
 
     def find_class(self, module: str, name: str) -> Any:
         origin = (module, name)
         self.audit.names.add(origin)
-        return _stub_class(origin)
+        cls = _stub_class(origin)
+        self.audit.stub_types.add(cls)
+        return cls
 
     def persistent_load(self, pid: Any) -> Any:
         if type(pid) is not int or not 0 <= pid < self._n_arrays:
@@ -427,7 +433,7 @@ class _AuditUnpickler(pickle.Unpickler):
         return stub
 
 
-def audit(data: bytes, n_arrays: int) -> Audit:
+def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     """Audit a stream without importing or building anything real: every global it
     names, which it calls and which results it modifies, with resource limits."""
     result = Audit()
@@ -451,7 +457,8 @@ def audit(data: bytes, n_arrays: int) -> Audit:
         raise IntegrityError("the manifest lists arrays the object graph never uses")
     if ARRAY_ORIGIN in result.modified:
         raise FormatError("the object graph modifies an array after loading it")
-    _check_shape(root)
+    if limits:
+        _check_shape(root, frozenset(result.stub_types))
     return result
 
 
@@ -466,40 +473,39 @@ def scan(data: bytes, n_arrays: int) -> set[tuple[str, str]]:
 MAX_EXPANDED = 10_000_000
 
 
-def _children(obj: Any) -> Any:
-    tp = type(obj)
-    if tp is dict:
-        return [*obj.values(), *obj.keys()]
-    if isinstance(obj, _Stub):
-        return obj.parts
-    return obj
-
-
-def _check_shape(root: Any) -> None:
+def _check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
     """Longest nesting chain and expanded size, over the shared graph (no recursion).
 
     A post-order walk computes, for each container, the size of its expansion and the
     depth below it, once per distinct object; a reference back to an object still being
     walked (a cycle) counts as a leaf.
     """
-    if not _is_container(root):
+    plain = _CONTAINERS
+    containers = plain | stub_types
+
+    def kids(obj: Any) -> list[Any]:
+        tp = type(obj)
+        items = [*obj.values(), *obj] if tp is dict else obj if tp in plain else obj.parts
+        return [c for c in items if type(c) in containers]
+
+    if type(root) not in containers:
         return
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     active: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    stack: list[tuple[Any, Any]] = [(root, None)]
     while stack:
-        obj, finished = stack.pop()
+        obj, children = stack.pop()
         key = id(obj)
-        if finished:
-            total, deepest = 1, 0
-            for child in _children(obj):
+        if children is not None:  # all children done: this container's totals
+            total = len(obj.parts if hasattr(obj, "parts") else obj) + (len(obj) if type(obj) is dict else 0) + 1
+            deepest = 0
+            for child in children:
                 ck = id(child)
                 if ck in size:
-                    total += size[ck]
-                    deepest = max(deepest, depth[ck])
-                else:
-                    total += 1  # an atom, or a cycle back to an active container
+                    total += size[ck] - 1
+                    if depth[ck] > deepest:
+                        deepest = depth[ck]
             size[key], depth[key] = total, deepest + 1
             active.discard(key)
             if total > MAX_EXPANDED:
@@ -513,17 +519,12 @@ def _check_shape(root: Any) -> None:
         if key in size or key in active:
             continue
         active.add(key)
-        stack.append((obj, True))
-        for child in _children(obj):
-            if _is_container(child):
-                ck = id(child)
-                if ck not in size and ck not in active:
-                    stack.append((child, False))
-
-
-def _is_container(obj: Any) -> bool:
-    tp = type(obj)
-    return tp in _CONTAINERS or isinstance(obj, _Stub)
+        children = kids(obj)
+        stack.append((obj, children))
+        for child in children:
+            ck = id(child)
+            if ck not in size and ck not in active:
+                stack.append((child, None))
 
 
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
