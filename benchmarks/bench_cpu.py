@@ -316,6 +316,7 @@ def bench_files(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
     rounds = cfg["large_repeat"] + 1
     for r in range(rounds):
         log(f"  large: save round {r}/{cfg['large_repeat']}" + (" (warm-up)" if r == 0 else ""))
+        gc.collect()
         for name, t in tools.items():
             took = time_once(
                 lambda t=t, n=name: t["save"](payloads[n], paths[n]), fresh(paths[name])
@@ -328,13 +329,13 @@ def bench_files(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
     gc.collect()
     for r in range(rounds):
         log(f"  large: load round {r}/{cfg['large_repeat']}" + (" (warm-up)" if r == 0 else ""))
+        gc.collect()
         for name, t in tools.items():
-            holder: list[Any] = []  # the result stays alive until timed
+            holder: list[Any] = []  # the result is freed after the timing, not in it
             took = time_once(lambda t=t, n=name, h=holder: h.append(t["load"](paths[n])))
             if r:
                 loads[name].append(took)
             holder.clear()
-            gc.collect()
 
     # lazy loading, for reference: no array bytes are read (nor verified) until used
     import devpersist
@@ -347,7 +348,6 @@ def bench_files(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
             time_once(lambda h=holder: h.append(devpersist.load(dvp_path, mmap=True)))
         )
         holder.clear()
-        gc.collect()
     return {
         "nbytes": nbytes,
         "save": saves,
@@ -414,6 +414,7 @@ MEMORY_TOOLS = (
     "safetensors (arrays only)",
     "torch.save (arrays only)",
 )
+QUICK_MEMORY_TOOLS = ("pickle (protocol 5)", "devpersist (path: atomic, fsync)")
 
 
 def _preimport(tool: str) -> None:
@@ -482,14 +483,16 @@ def _run_memory_child(name: str, op: str, path: str, size_mib: int) -> dict[str,
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def bench_memory(cfg: dict[str, Any], workdir: str, files: dict[str, Any]) -> dict[str, Any]:
+def bench_memory(
+    cfg: dict[str, Any], workdir: str, files: dict[str, Any], tools: tuple[str, ...]
+) -> dict[str, Any]:
     """One fresh process per (tool, operation), a few at a time: each measures its own
     peak RSS, which other processes do not change (their timings are not reported)."""
     from concurrent.futures import ThreadPoolExecutor
 
     nbytes = files["nbytes"]
     jobs = []
-    for name in MEMORY_TOOLS:
+    for name in tools:
         for op in ("save", "load"):
             path = (
                 files["paths"][name]
@@ -502,7 +505,7 @@ def bench_memory(cfg: dict[str, Any], workdir: str, files: dict[str, Any]) -> di
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(_run_memory_child, n, o, p, cfg["large_mib"]) for n, o, p in jobs]
         outcomes = [f.result() for f in futures]
-    results: dict[str, dict[str, Any]] = {name: {} for name in MEMORY_TOOLS}
+    results: dict[str, dict[str, Any]] = {name: {} for name in tools}
     for (name, op, path), r in zip(jobs, outcomes, strict=True):
         # save: the data is resident before the baseline; load: it is not
         r["extra"] = r["peak"] - r["baseline"] - (nbytes if op == "load" else 0)
@@ -621,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.no_memory:
             log("case 4: peak memory")
-            mem = bench_memory(cfg, workdir, files)
+            # --quick: the two that the targets compare (the others' imports cost ~20 s)
+            tools = MEMORY_TOOLS if not args.quick else QUICK_MEMORY_TOOLS
+            mem = bench_memory(cfg, workdir, files, tools)
             raw["memory"] = mem
             out.append(
                 f"### 4. Peak RSS, {cfg['large_mib']} MiB case, one fresh process per operation "

@@ -30,7 +30,7 @@ from ._environment import (
     mismatches,
     validate_environment,
 )
-from ._exceptions import IntegrityError, VersionMismatchError
+from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchError
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph, scan
 from ._progress import Progress
@@ -38,7 +38,7 @@ from ._safety import check_uses, normalize_trusted, prescreen, resolve, untruste
 from ._walk import array_paths
 
 PathLike = Union[str, "os.PathLike[str]"]
-FileLike = Union[PathLike, IO[bytes]]
+FileLike = Union[PathLike, IO[bytes]]  # noqa: UP007
 
 
 # --------------------------------------------------------------------------- saving
@@ -50,16 +50,24 @@ def _describe(obj: Any) -> dict[str, Any]:
 
 
 def _prepare(
-    obj: Any, *, compress: Any = None, precision: str | None = None, progress: Progress | None = None
+    obj: Any,
+    *,
+    compress: Any = None,
+    precision: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
     codec = _codecs.parse_compress(compress)
     if precision is not None and precision not in _codecs.PRECISIONS:
-        raise ValueError(f"precision must be one of {_codecs.PRECISIONS} or None, not {precision!r}")
+        raise ValueError(
+            f"precision must be one of {_codecs.PRECISIONS} or None, not {precision!r}"
+        )
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
     blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
     names = audit(graph, len(refs), limits=False).names  # our own stream: names only
-    uses_sklearnex = any(m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names)
+    uses_sklearnex = any(
+        m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names
+    )
     env = environment()
     devices = {b.meta["device"]: b.meta["namespace"] for b in blobs}
     if devices:
@@ -85,7 +93,10 @@ def _device_name(namespace: str, device: str) -> str:
 
 
 def _blob(
-    ref: Any, label: str | None, codec: tuple[str, int] | None, precision: str | None,
+    ref: Any,
+    label: str | None,
+    codec: tuple[str, int] | None,
+    precision: str | None,
     progress: Progress | None,
 ) -> BlobSource:
     """Describe one array for the manifest; its bytes are produced when written."""
@@ -287,13 +298,6 @@ def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, Any]:
     return graph, result
 
 
-def _raw_size(entry: dict[str, Any]) -> int:
-    count = 1
-    for n in entry["shape"]:
-        count *= n
-    return count * _format.storage_dtype(entry["dtype"]).itemsize
-
-
 def _check_versions(manifest: dict[str, Any], strict: bool) -> bool:
     rows = mismatches(manifest.get("environment", {}))
     if not rows:
@@ -312,7 +316,9 @@ def _check_versions(manifest: dict[str, Any], strict: bool) -> bool:
 def _load(container: Container, options: dict[str, Any]) -> Any:
     manifest = container.manifest
     placement = Placement(
-        device=options["device"], namespace=options["namespace"], fallback=options["fallback"],
+        device=options["device"],
+        namespace=options["namespace"],
+        fallback=options["fallback"],
         restore_precision=options["restore_precision"],
         mmap=options["mmap"],
         verify=options["verify"],
@@ -324,7 +330,9 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
     mismatch = _check_versions(manifest, options["strict"])
     trusted = normalize_trusted(options["trusted"])
     graph, result = _audit(container, trusted)  # imports nothing
-    with _config.environment_for(config if options["restore_config"] else None, placement.namespace):
+    with _config.environment_for(
+        config if options["restore_config"] else None, placement.namespace
+    ):
         approved = resolve(result.names, trusted)  # imports scikit-learn (and so scipy)
         check_uses(result.called, result.modified, approved, trusted)
     placement.check(container.arrays)  # libraries and devices, before anything is built
@@ -332,11 +340,13 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
     with placement.active(), _config.applied(planned), warnings.catch_warnings():
         if mismatch:  # already reported, in one table: silence scikit-learn's own
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
-        bar = Progress(sum(map(_raw_size, container.arrays)), "loading", options["progress"])
+        bar = Progress(
+            sum(map(_format.decoded_size, container.arrays)), "loading", options["progress"]
+        )
         arrays = []
         for index, entry in enumerate(container.arrays):
             arrays.append(placement.decode(container, index))
-            bar.update(_raw_size(entry))
+            bar.update(_format.decoded_size(entry))
         bar.close()
         obj = load_graph(graph, approved, arrays)
     placement.report()
@@ -402,10 +412,18 @@ def load(
     UntrustedTypeError
         The file names types outside the allowlist; nothing was constructed.
     """
-    options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
-                   restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict, mmap=mmap, verify=(not mmap) if verify is None else verify,
-                   progress=progress)
+    options = dict(
+        trusted=trusted,
+        device=device,
+        namespace=namespace,
+        fallback=fallback,
+        restore_config=restore_config,
+        restore_precision=restore_precision,
+        strict=strict,
+        mmap=mmap,
+        verify=(not mmap) if verify is None else verify,
+        progress=progress,
+    )
     Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
     if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
         raise TypeError("mmap=True needs a local path")
@@ -428,16 +446,28 @@ def loads(
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
-    options = dict(trusted=trusted, device=device, namespace=namespace, fallback=fallback,
-                   restore_config=restore_config, restore_precision=restore_precision,
-                   strict=strict, mmap=False, verify=True, progress=progress)
+    options = dict(
+        trusted=trusted,
+        device=device,
+        namespace=namespace,
+        fallback=fallback,
+        restore_config=restore_config,
+        restore_precision=restore_precision,
+        strict=strict,
+        mmap=False,
+        verify=True,
+        progress=progress,
+    )
     Placement(device=device, namespace=namespace, fallback=fallback)
     return _load(Container.open(_format.BufferSource(data)), options)
 
 
 @contextmanager
 def config_context(
-    file: FileLike | bytes, *, namespace: str | None = None, storage_options: dict[str, Any] | None = None
+    file: FileLike | bytes,
+    *,
+    namespace: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Iterator[None]:
     """Run a block under the configuration recorded in ``file``.
 
@@ -452,7 +482,9 @@ def config_context(
         yield
 
 
-def info(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def info(
+    file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The manifest of a file: what it holds, without unpickling or building anything.
 
     Only the header, the trailer and the manifest are read (three small ranged reads for
@@ -479,7 +511,9 @@ def get_untrusted_types(
     return untrusted(names, normalize_trusted(trusted))
 
 
-def verify(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def verify(
+    file: FileLike | bytes, *, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Check every checksum and the whole structure of a file, building nothing.
 
     Reads every byte: the manifest, the object graph (audited, not loaded), and each
@@ -495,8 +529,6 @@ def verify(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = N
     FormatError, IntegrityError
         What is wrong, and where.
     """
-    import numpy as np
-
     with _source(file, storage_options=storage_options) as source:
         container = Container.open(source)
         container.check_padding()
@@ -507,10 +539,7 @@ def verify(file: FileLike | bytes, *, storage_options: dict[str, Any] | None = N
         for index, entry in enumerate(container.arrays):
             stored = container.read_stored(index)
             if "codec" in entry:
-                count = 1
-                for n in entry["shape"]:
-                    count *= n
-                scratch = np.empty(count * _format.storage_dtype(entry["dtype"]).itemsize, np.uint8)
+                scratch = bytearray(_format.decoded_size(entry))
                 _codecs.decompress_into(entry["codec"], stored, memoryview(scratch))
         return {
             "arrays": len(container.arrays),

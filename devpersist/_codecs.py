@@ -63,7 +63,9 @@ def _module(codec: str) -> Any:
 # --------------------------------------------------------------------------- writing
 
 
-def compress_chunks(chunks: Iterable[memoryview | bytes], codec: str, level: int) -> Iterator[bytes]:
+def compress_chunks(
+    chunks: Iterable[memoryview | bytes], codec: str, level: int
+) -> Iterator[bytes]:
     mod = _module(codec)
     if codec == "zstd":
         comp = mod.ZstdCompressor(level=level, threads=-1).compressobj()
@@ -105,7 +107,9 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def reduce_precision(chunks: Iterable[memoryview], dtype: np.dtype, precision: str) -> Iterator[memoryview]:
+def reduce_precision(
+    chunks: Iterable[memoryview], dtype: np.dtype, precision: str
+) -> Iterator[memoryview]:
     """Re-encode chunks of ``dtype`` values at ``precision`` (chunks hold whole values)."""
     for chunk in chunks:
         values = np.frombuffer(chunk, dtype=dtype)
@@ -113,7 +117,7 @@ def reduce_precision(chunks: Iterable[memoryview], dtype: np.dtype, precision: s
             stored = values.astype("<f2")
         else:
             stored = to_bfloat16_bits(values).astype("<u2", copy=False)
-        yield memoryview(stored.view(np.uint8))
+        yield memoryview(stored.view(np.uint8))  # type: ignore[arg-type]  # numpy stubs
 
 
 def precision_applies(dtype: np.dtype, precision: str | None) -> bool:

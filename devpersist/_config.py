@@ -82,7 +82,9 @@ def validate(config: Any) -> None:
 # --------------------------------------------------------------------------- planning
 
 
-def plan(config: dict[str, Any] | None, placement: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def plan(
+    config: dict[str, Any] | None, placement: Any
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The configuration to run the loaded model under, adjusted to where its arrays went.
 
     Returns ``(sklearn_config, sklearnex_config)``, or None when there is nothing
@@ -117,7 +119,7 @@ def plan(config: dict[str, Any] | None, placement: Any) -> tuple[dict[str, Any],
 
 def _sycl_device_exists(name: str) -> bool:
     try:
-        import dpctl  # type: ignore[import-not-found]
+        import dpctl
 
         dpctl.SyclDevice(name)
     except Exception:

@@ -34,7 +34,12 @@ def detect(head: bytes) -> str:
         return "zip"
     if head[:1] == b"\x80":
         return "pickle"  # plain pickles and uncompressed joblib files alike
-    if _is_zlib(head) or head[:2] == b"ZF" or head[:3] == b"\x1f\x8b\x08" or head[:4] == b"\x28\xb5\x2f\xfd":
+    if (
+        _is_zlib(head)
+        or head[:2] == b"ZF"
+        or head[:3] == b"\x1f\x8b\x08"
+        or head[:4] == b"\x28\xb5\x2f\xfd"
+    ):
         return "joblib"
     raise FormatError(
         "the source is neither a devpersist, pickle, joblib nor skops file "
@@ -62,7 +67,9 @@ def _torch_storages_on(map_location: str | None) -> Iterator[None]:
         storage._load_from_bytes = original
 
 
-def _read_source(src: str, kind: str, trusted: Iterable[str] | None, map_location: str | None) -> Any:
+def _read_source(
+    src: str, kind: str, trusted: Iterable[str] | None, map_location: str | None
+) -> Any:
     if kind == "zip":
         try:
             import skops.io as sio
@@ -97,7 +104,7 @@ def _read_source(src: str, kind: str, trusted: Iterable[str] | None, map_locatio
         import pickle
 
         with open(src, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - the caller vouches for the source
+            return pickle.load(f)
 
 
 def _is_joblib(src: str) -> bool:
@@ -129,7 +136,11 @@ def convert(
     planned = None
     if kind == "devpersist":
         obj = load(src, trusted=trusted, device=device, namespace=namespace)
-        planned = getattr(obj, "_devpersist_config", None) if type(obj).__name__ == "ConfiguredEstimator" else None
+        planned = (
+            getattr(obj, "_devpersist_config", None)
+            if type(obj).__name__ == "ConfiguredEstimator"
+            else None
+        )
     else:
         host = "cpu" if (namespace is not None or device in ("cpu",)) else None
         obj = _read_source(src, kind, trusted, host)

@@ -98,16 +98,15 @@ class Placement:
                 f"installed: install it, or load with namespace='numpy' to get numpy arrays"
             )
         requested, explicit = self._requested(namespace, saved)
+        host = handler.host_device or "cpu"
         if not handler.has_devices:
-            return library, handler.host_device
+            return library, host
         if library != namespace and not explicit:
-            return library, handler.host_device
+            return library, host
         if requested is not None and handler.device_available(requested):
             return library, handler.normalize_device(requested)
         if explicit:
-            raise DeviceError(
-                f"device {requested!r} does not exist for {library} in this process"
-            )
+            raise DeviceError(f"device {requested!r} does not exist for {library} in this process")
         if self.fallback == "raise":
             raise DeviceError(
                 f"the file's {namespace} arrays were saved on {saved!r}, which does not "
@@ -199,7 +198,8 @@ class Placement:
             lines.append(f"  ... and {len(self.moves) - 20} more")
         warnings.warn(
             f"{len(self.moves)} array(s) were saved on devices that do not exist here and "
-            "were loaded on the host:\n" + "\n".join(lines)
+            "were loaded on the host:\n"
+            + "\n".join(lines)
             + "\nPass device=... to choose, or fallback='raise' to make this an error.",
             DeviceFallbackWarning,
             stacklevel=4,

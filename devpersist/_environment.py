@@ -152,7 +152,10 @@ def mismatches(recorded: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def mismatch_table(rows: list[tuple[str, str, str, str]]) -> str:
     header = ("package", "saved", "current", "what to do")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    ]
     return "\n".join(lines)
 
 

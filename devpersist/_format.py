@@ -115,7 +115,7 @@ def write_container(
     out.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
     graph_offset = out.pad()
     out.write(graph)
-    arrays = []
+    arrays: list[dict[str, Any]] = []
     for blob in blobs:
         offset = out.pad()
         hasher = xxhash.xxh3_64()
@@ -322,12 +322,12 @@ ARRAY_KEYS = {
 }
 #: Per-array ``meta`` keys and their types (what handlers may record).
 META_KEYS = {
-    "writeable": bool,      # numpy: False for read-only arrays
-    "dtype": str,           # the library's own dtype name when it differs (bfloat16)
+    "writeable": bool,  # numpy: False for read-only arrays
+    "dtype": str,  # the library's own dtype name when it differs (bfloat16)
     "requires_grad": bool,  # torch
-    "parameter": bool,      # torch.nn.Parameter
-    "cast": (str, list),    # precision option: the dtype to restore on load
-    "precision": str,       # precision option: "float16" or "bfloat16"
+    "parameter": bool,  # torch.nn.Parameter
+    "cast": (str, list),  # precision option: the dtype to restore on load
+    "precision": str,  # precision option: "float16" or "bfloat16"
 }
 #: Compression codecs a reader may meet; ``length`` is then the compressed size.
 CODECS = ("zstd", "lz4", "zlib", "lzma")
@@ -487,7 +487,7 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
 
     if depth > 8 or not isinstance(descr, list):
         raise ValueError("bad structured dtype")
-    fields = []
+    fields: list[tuple[Any, ...]] = []
     for field in descr:
         if not isinstance(field, list) or len(field) not in (2, 3):
             raise ValueError("bad structured field")
@@ -648,6 +648,14 @@ class Container:
 def _verify(data: bytes | memoryview, entry: dict[str, Any], what: str) -> None:
     if checksum_text(xxhash.xxh3_64_intdigest(data)) != entry["checksum"]:
         raise IntegrityError(f"checksum mismatch in {what}: the file is corrupted")
+
+
+def decoded_size(entry: dict[str, Any]) -> int:
+    """The bytes of an array entry once decoded (``shape × itemsize``)."""
+    count = 1
+    for n in entry["shape"]:
+        count *= n
+    return count * int(storage_dtype(entry["dtype"]).itemsize)
 
 
 def iter_chunks(view: memoryview, chunk_bytes: int) -> Iterator[memoryview]:

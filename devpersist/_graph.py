@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 from . import arrays as _arrays
-from ._validate import VALIDATORS, checked_class
 from ._exceptions import (
     DeviceError,
     FormatError,
@@ -39,6 +38,7 @@ from ._exceptions import (
     UnsupportedObjectError,
     UntrustedTypeError,
 )
+from ._validate import VALIDATORS, checked_class
 
 PROTOCOL = 5
 #: Safety limits for the audit: objects built by REDUCE/NEWOBJ/BUILD, nesting depth.
@@ -158,7 +158,12 @@ def _reduce_numpy_array(obj: Any) -> Any:
 def _reduce_masked_array(obj: Any) -> Any:
     import numpy as np
 
-    return _masked_array, (np.asarray(obj.data), np.ma.getmaskarray(obj), obj.fill_value, obj.hardmask)
+    return _masked_array, (
+        np.asarray(obj.data),
+        np.ma.getmaskarray(obj),
+        obj.fill_value,
+        obj.hardmask,
+    )
 
 
 def _reduce_module(obj: Any) -> Any:
@@ -332,6 +337,7 @@ class _Stub:
     """
 
     __slots__ = ("parts",)
+    parts: list[Any]
     origin: Any = None
     _is_stub = True
 
@@ -428,7 +434,7 @@ class _AuditUnpickler(pickle.Unpickler):
         if type(pid) is not int or not 0 <= pid < self._n_arrays:
             raise FormatError(f"the object graph refers to array {pid!r}, which the file lacks")
         self.audit.pids.add(pid)
-        stub = object.__new__(self._array)
+        stub: Any = object.__new__(self._array)
         stub.parts = []
         return stub
 
@@ -498,7 +504,11 @@ def _check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
         obj, children = stack.pop()
         key = id(obj)
         if children is not None:  # all children done: this container's totals
-            total = len(obj.parts if hasattr(obj, "parts") else obj) + (len(obj) if type(obj) is dict else 0) + 1
+            total = (
+                len(obj.parts if hasattr(obj, "parts") else obj)
+                + (len(obj) if type(obj) is dict else 0)
+                + 1
+            )
             deepest = 0
             for child in children:
                 ck = id(child)
@@ -588,5 +598,3 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
     for validator, inst in unpickler.built:
         validator(inst)
     return obj
-
-

@@ -66,6 +66,7 @@ def namespace_module(name: Any) -> Any:
 
 # --------------------------------------------------------------------------- devices
 
+
 def is_device_type(tp: type) -> bool:
     module, name = tp.__module__, tp.__name__
     return (

@@ -24,7 +24,9 @@ def _fmt(n: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, verb: str, enabled: bool | None, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, total: int, verb: str, enabled: bool | None, stream: IO[str] | None = None
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self._requested = enabled
         self._enabled: bool | None = None

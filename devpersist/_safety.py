@@ -109,7 +109,9 @@ def _const(value: Any) -> Callable[[], Any]:
 EXACT: dict[Name, Callable[[], Any]] = {}
 
 
-def _add(module: str, names: Iterable[str], resolve: Callable[[str, str], Callable[[], Any]] = _attr) -> None:
+def _add(
+    module: str, names: Iterable[str], resolve: Callable[[str, str], Callable[[], Any]] = _attr
+) -> None:
     for name in names:
         EXACT[(module, name)] = resolve(module, name)
 
@@ -123,26 +125,105 @@ _add("datetime", ["date", "datetime", "time", "timedelta", "timezone"])
 
 # numpy: dtypes, scalar types, a few pure reductions used as estimator parameters.
 _NUMPY_TYPES = [
-    "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-    "uint64", "intc", "uintc", "intp", "uintp", "longlong", "ulonglong", "float16",
-    "float32", "float64", "longdouble", "complex64", "complex128", "clongdouble",
-    "str_", "bytes_", "datetime64", "timedelta64", "void", "dtype",
-    "number", "integer", "floating", "signedinteger", "unsignedinteger", "generic",
+    "bool",
+    "bool_",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "intc",
+    "uintc",
+    "intp",
+    "uintp",
+    "longlong",
+    "ulonglong",
+    "float16",
+    "float32",
+    "float64",
+    "longdouble",
+    "complex64",
+    "complex128",
+    "clongdouble",
+    "str_",
+    "bytes_",
+    "datetime64",
+    "timedelta64",
+    "void",
+    "dtype",
+    "number",
+    "integer",
+    "floating",
+    "signedinteger",
+    "unsignedinteger",
+    "generic",
 ]
 _NUMPY_FUNCTIONS = [
-    "mean", "median", "average", "sum", "prod", "min", "max", "amin", "amax", "std",
-    "var", "nanmean", "nanmedian", "nansum", "nanmin", "nanmax", "nanstd", "nanvar",
-    "log", "log1p", "exp", "expm1", "sqrt", "abs", "absolute", "square", "sign",
-    "tanh", "arcsinh", "clip", "round", "floor", "ceil", "percentile", "quantile",
+    "mean",
+    "median",
+    "average",
+    "sum",
+    "prod",
+    "min",
+    "max",
+    "amin",
+    "amax",
+    "std",
+    "var",
+    "nanmean",
+    "nanmedian",
+    "nansum",
+    "nanmin",
+    "nanmax",
+    "nanstd",
+    "nanvar",
+    "log",
+    "log1p",
+    "exp",
+    "expm1",
+    "sqrt",
+    "abs",
+    "absolute",
+    "square",
+    "sign",
+    "tanh",
+    "arcsinh",
+    "clip",
+    "round",
+    "floor",
+    "ceil",
+    "percentile",
+    "quantile",
 ]
 _add("numpy", _NUMPY_TYPES + _NUMPY_FUNCTIONS)
 for _mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
     EXACT[(_mod, "scalar")] = _const(_numpy_scalar)
 EXACT[("numpy", "dtype")] = _const(_numpy_dtype)
 _DTYPE_NAMES = (
-    "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
-    "Float16", "Float32", "Float64", "LongDouble", "Complex64", "Complex128",
-    "CLongDouble", "Str", "Bytes", "DateTime64", "TimeDelta64", "Void",
+    "Bool",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float16",
+    "Float32",
+    "Float64",
+    "LongDouble",
+    "Complex64",
+    "Complex128",
+    "CLongDouble",
+    "Str",
+    "Bytes",
+    "DateTime64",
+    "TimeDelta64",
+    "Void",
 )
 _add("numpy.dtypes", [f"{t}DType" for t in _DTYPE_NAMES])
 for _name in _BIT_GENERATORS:
@@ -172,8 +253,14 @@ _add("scipy._lib.array_api_compat.numpy._aliases", ["asarray"])
 # devpersist's own reconstructors (objects the pickler writes through reducer_override).
 _add(
     "devpersist._graph",
-    ["_object_array", "_masked_array", "_namespace_module", "_device", "_onedal_return_type",
-     "_torch_size"],
+    [
+        "_object_array",
+        "_masked_array",
+        "_namespace_module",
+        "_device",
+        "_onedal_return_type",
+        "_torch_size",
+    ],
 )
 
 # scikit-learn-intelex: its estimators follow the class rule below (module sklearnex);
@@ -182,15 +269,25 @@ _add(
 # checksums guarantee it is the archive that was saved, not that its author was honest.
 _ONEDAL_CLASSES = {
     "onedal.linear_model.linear_model": ["LinearRegression", "Ridge"],
-    "onedal.linear_model.incremental_linear_model": ["IncrementalLinearRegression", "IncrementalRidge"],
+    "onedal.linear_model.incremental_linear_model": [
+        "IncrementalLinearRegression",
+        "IncrementalRidge",
+    ],
     "onedal.linear_model.logistic_regression": ["LogisticRegression"],
     "onedal.decomposition.pca": ["PCA"],
     "onedal.decomposition.incremental_pca": ["IncrementalPCA"],
     "onedal.cluster.kmeans": ["KMeans"],
     "onedal.cluster.dbscan": ["DBSCAN"],
-    "onedal.neighbors.neighbors": ["KNeighborsClassifier", "KNeighborsRegressor", "NearestNeighbors"],
+    "onedal.neighbors.neighbors": [
+        "KNeighborsClassifier",
+        "KNeighborsRegressor",
+        "NearestNeighbors",
+    ],
     "onedal.ensemble.forest": [
-        "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
     ],
     "onedal.svm.svm": ["SVC", "SVR", "NuSVC", "NuSVR"],
     "onedal.basic_statistics.basic_statistics": ["BasicStatistics"],
@@ -226,10 +323,27 @@ _add("sklearn.neighbors._ball_tree", ["newObj"])
 _add("sklearn.metrics._dist_metrics", ["newObj"])
 
 SKLEARN_EXCLUDED = (
-    "tests", "_testing", "externals", "datasets", "experimental", "conftest",
-    "_build_utils", "__check_build", "parallel", "_joblib", "_show_versions",
-    "discovery", "_repr_html", "fixes", "_config", "estimator_checks", "_test_common",
-    "callback", "_plotting", "sphinxext", "_dispatcher",
+    "tests",
+    "_testing",
+    "externals",
+    "datasets",
+    "experimental",
+    "conftest",
+    "_build_utils",
+    "__check_build",
+    "parallel",
+    "_joblib",
+    "_show_versions",
+    "discovery",
+    "_repr_html",
+    "fixes",
+    "_config",
+    "estimator_checks",
+    "_test_common",
+    "callback",
+    "_plotting",
+    "sphinxext",
+    "_dispatcher",
 )
 #: A class under the rule must derive from one of these ("module:qualname"): estimators,
 #: and the fitted-state helpers they hold. Their constructors only store what they are
@@ -302,11 +416,11 @@ RULE_PACKAGES = ("sklearn", "sklearnex")
 REF, CALL, FRESH = "ref", "call", "fresh"
 #: Types that may only be referenced (``dtype=float``): calling them on file data could
 #: allocate without bound (``numpy.void(2**31)``) or expand shared references (``str``).
-REFERENCE_ONLY = {
-    ("builtins", n) for n in ("bool", "float", "int", "object", "str")
-} | {("numpy", n) for n in _NUMPY_TYPES} | {
-    ("numpy.dtypes", f"{t}DType") for t in _DTYPE_NAMES
-}
+REFERENCE_ONLY = (
+    {("builtins", n) for n in ("bool", "float", "int", "object", "str")}
+    | {("numpy", n) for n in _NUMPY_TYPES}
+    | {("numpy.dtypes", f"{t}DType") for t in _DTYPE_NAMES}
+)
 #: Functions that build objects: callable; FRESH ones return new objects (modifiable).
 USES: dict[Name, str] = {
     ("numpy", "dtype"): FRESH,
@@ -362,7 +476,10 @@ def _by_sklearn_rule(module: str, name: str) -> Any:
         return obj if issubclass(obj, _bases_cache[0]) else None
     if own.partition(".")[0] != "sklearn":  # sklearnex: classes only
         return None
-    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)) or type(obj).__name__ == "cython_function_or_method":
+    if (
+        isinstance(obj, (types.FunctionType, types.BuiltinFunctionType))
+        or type(obj).__name__ == "cython_function_or_method"
+    ):
         if any(own == m or own.startswith(m + ".") for m in SKLEARN_FUNCTION_MODULES):
             return obj
     return None
@@ -413,7 +530,9 @@ def untrusted(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> l
 
     Only the scikit-learn rule imports anything (scikit-learn's own modules).
     """
-    return sorted(dotted(n) if _well_formed(n) else repr(n) for n in names if _verdict(n, trusted) is None)
+    return sorted(
+        dotted(n) if _well_formed(n) else repr(n) for n in names if _verdict(n, trusted) is None
+    )
 
 
 _rule_cache: dict[Name, Any] = {}
@@ -454,7 +573,9 @@ def resolve(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> dic
 def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
     names = list(names)
     verdicts = {n: _verdict(n, trusted) for n in names}
-    bad = sorted(dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None)
+    bad = sorted(
+        dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None
+    )
     if bad:
         raise UntrustedTypeError(
             "the file refers to names outside the allowlist: "
@@ -466,7 +587,6 @@ def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
     return {n: v() for n, v in verdicts.items()}  # type: ignore[misc]
 
 
-
 def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> None:
     """Reject, by the strings alone, names that no rule could allow (imports nothing)."""
     bad = sorted(
@@ -476,12 +596,17 @@ def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> N
         or not (
             n in EXACT
             or dotted(n) in trusted
-            or (_sklearn_module_ok(n[0]) and _PLAIN_NAME_RE.match(n[1]) and not n[1].startswith("__"))
+            or (
+                _sklearn_module_ok(n[0])
+                and _PLAIN_NAME_RE.match(n[1])
+                and not n[1].startswith("__")
+            )
         )
     )
     if bad:
         raise UntrustedTypeError(
-            "the file refers to names outside the allowlist: " + ", ".join(bad)
+            "the file refers to names outside the allowlist: "
+            + ", ".join(bad)
             + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
             "devpersist.get_untrusted_types(file) lists them.",
             untrusted=bad,
@@ -501,6 +626,7 @@ def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Na
     if bad:
         raise UntrustedTypeError(
             "the object graph uses allowed names in ways the allowlist forbids: "
-            + "; ".join(bad) + ". Nothing was loaded.",
+            + "; ".join(bad)
+            + ". Nothing was loaded.",
             untrusted=[b.split(" ")[-1] if b.startswith("calls") else b.split(" ")[3] for b in bad],
         )

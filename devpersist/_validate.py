@@ -16,7 +16,9 @@ import numpy as np
 from ._exceptions import IntegrityError
 
 
-def _children_after_parents(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, what: str) -> None:
+def _children_after_parents(
+    left: np.ndarray, right: np.ndarray, leaf: np.ndarray, what: str
+) -> None:
     n = len(left)
     index = np.arange(n)
     inner = ~leaf
@@ -58,7 +60,8 @@ def tree_predictor(obj: Any) -> None:
     for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
         bitsets = getattr(obj, name, None)
         if categorical.any() and (
-            not isinstance(bitsets, np.ndarray) or nodes["bitset_idx"][categorical].max() >= len(bitsets)
+            not isinstance(bitsets, np.ndarray)
+            or nodes["bitset_idx"][categorical].max() >= len(bitsets)
         ):
             raise IntegrityError("histogram gradient boosting predictor: bitset index out of range")
 
@@ -72,8 +75,10 @@ def binary_tree(obj: Any) -> None:
     start, end = node_data["idx_start"], node_data["idx_end"]
     if len(node_data) and (start.min() < 0 or end.max() > n or (start > end).any()):
         raise IntegrityError("neighbours tree: a node's sample range is out of bounds")
-    if node_bounds.ndim != 3 or node_bounds.shape[1] != len(node_data) or (
-        data.ndim != 2 or node_bounds.shape[2] != data.shape[1]
+    if (
+        node_bounds.ndim != 3
+        or node_bounds.shape[1] != len(node_data)
+        or (data.ndim != 2 or node_bounds.shape[2] != data.shape[1])
     ):
         raise IntegrityError("neighbours tree: node bounds do not match the data")
 
@@ -84,7 +89,10 @@ VALIDATORS: dict[tuple[str, str], tuple[str, Callable[[Any], None]]] = {
     ("sklearn.tree._tree", "Tree"): ("reduce", tree),
     ("sklearn.neighbors._kd_tree", "newObj"): ("reduce", binary_tree),
     ("sklearn.neighbors._ball_tree", "newObj"): ("reduce", binary_tree),
-    ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"): ("class", tree_predictor),
+    ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"): (
+        "class",
+        tree_predictor,
+    ),
 }
 
 
@@ -94,7 +102,7 @@ def checked_class(cls: type, validator: Callable[[Any], None], built: list[Any])
     object is built, so the loaded object's type is exactly ``cls``."""
 
     def __new__(sub: type, *args: Any, **kwargs: Any) -> Any:
-        inst = cls.__new__(cls, *args, **kwargs)  # type: ignore[call-overload]
+        inst = cls.__new__(cls, *args, **kwargs)
         built.append((validator, inst))
         return inst
 

@@ -54,7 +54,10 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(state, dict):
         for key, value in state.items():
             if type(value) not in _ATOM_SET:
-                yield (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"), value
+                yield (
+                    (f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]"),
+                    value,
+                )
 
 
 def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
@@ -109,7 +112,9 @@ def array_paths(root: Any, arrays: list[Any], owners: list[Any] | None = None) -
     return found
 
 
-def _match_owned(arrays: list[Any], owners: list[Any], owner_paths: dict[int, str], found: list[str | None]) -> None:
+def _match_owned(
+    arrays: list[Any], owners: list[Any], owner_paths: dict[int, str], found: list[str | None]
+) -> None:
     used: set[tuple[int, str]] = set()
     states: dict[int, list[tuple[str, Any]]] = {}
     for index, (array, owner) in enumerate(zip(arrays, owners)):

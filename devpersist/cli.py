@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._format import decoded_size
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 
@@ -28,17 +30,24 @@ def _size(n: int) -> str:
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
     return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
 
 
-def _nbytes(entry: dict[str, Any]) -> int:
-    from ._format import storage_dtype
-
-    count = 1
-    for n in entry["shape"]:
-        count *= n
-    return count * storage_dtype(entry["dtype"]).itemsize
+def _array_row(index: int, entry: dict[str, Any]) -> tuple[str, ...]:
+    dtype = entry["dtype"] if isinstance(entry["dtype"], str) else "structured"
+    return (
+        entry.get("path", f"#{index}"),
+        entry["namespace"],
+        entry.get("meta", {}).get("dtype", dtype),
+        "x".join(map(str, entry["shape"])) or "()",
+        entry["device"],
+        _size(decoded_size(entry)),
+        entry.get("codec", ""),
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -60,17 +69,20 @@ def _info(args: argparse.Namespace) -> int:
     for device, name in sorted(env.get("devices", {}).items()):
         print(f"  device {device}: {name}")
     config = meta.get("config") or {}
-    changed = {k: v for k, v in config.get("sklearn", {}).items() if k in ("array_api_dispatch", "transform_output", "assume_finite")}
+    changed = {
+        k: v
+        for k, v in config.get("sklearn", {}).items()
+        if k in ("array_api_dispatch", "transform_output", "assume_finite")
+    }
     if config:
         print(f"  config: {json.dumps({**changed, **config.get('sklearnex', {})})}, "
               f"SCIPY_ARRAY_API={config.get('scipy_array_api')}")  # fmt: skip
-    print("  untrusted types: " + (", ".join(meta["untrusted"]) or "none (loads with the default allowlist)"))
+    print(
+        "  untrusted types: "
+        + (", ".join(meta["untrusted"]) or "none (loads with the default allowlist)")
+    )
     if meta["arrays"]:
-        rows = [
-            (a.get("path", f"#{i}"), a["namespace"], a.get("meta", {}).get("dtype", a["dtype"]) if isinstance(a["dtype"], str) else "structured",
-             "x".join(map(str, a["shape"])) or "()", a["device"], _size(_nbytes(a)), a.get("codec", ""))
-            for i, a in enumerate(meta["arrays"])
-        ]  # fmt: skip
+        rows = [_array_row(i, a) for i, a in enumerate(meta["arrays"])]
         shown = rows if args.all or len(rows) <= 30 else rows[:30]
         print()
         print(table(shown, ("path", "namespace", "dtype", "shape", "device", "size", "codec")))
@@ -87,7 +99,8 @@ def _verify(args: argparse.Namespace) -> int:
     except devpersist.FormatError as exc:
         print(f"{args.file}: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{args.file}: OK ({report['arrays']} arrays, {_size(report['bytes'])}, every checksum verified)")
+    size = _size(report["bytes"])
+    print(f"{args.file}: OK ({report['arrays']} arrays, {size}, every checksum verified)")
     return EXIT_OK
 
 
@@ -97,7 +110,8 @@ def _convert(args: argparse.Namespace) -> int:
     compress = args.compress
     meta = convert(args.src, args.dst, device=args.device, namespace=args.namespace,
                    compress=compress, precision=args.precision, trusted=args.trust)  # fmt: skip
-    print(f"wrote {args.dst}: {meta['object']['type']}, {len(meta['arrays'])} arrays, {_size(meta['file_size'])}")
+    kind, count, size = meta["object"]["type"], len(meta["arrays"]), _size(meta["file_size"])
+    print(f"wrote {args.dst}: {kind}, {count} arrays, {size}")
     return EXIT_OK
 
 
@@ -135,7 +149,11 @@ def _diff(args: argparse.Namespace) -> int:
         for key in ("namespace", "dtype", "shape", "device", "codec"):
             if xa.get(key) != xb.get(key):
                 lines.append(f"array {path}: {key} {xa.get(key)} -> {xb.get(key)}")
-        if xa.get("codec") == xb.get("codec") and xa["checksum"] != xb["checksum"] and xa["dtype"] == xb["dtype"]:
+        if (
+            xa.get("codec") == xb.get("codec")
+            and xa["checksum"] != xb["checksum"]
+            and xa["dtype"] == xb["dtype"]
+        ):
             lines.append(f"array {path}: values differ")
     print("\n".join(lines) if lines else "no differences")
     return EXIT_FAILED if lines else EXIT_OK
@@ -160,7 +178,9 @@ def parser() -> argparse.ArgumentParser:
     conv.add_argument("--namespace", help="convert arrays to this library (e.g. numpy)")
     conv.add_argument("--compress", choices=("zstd", "lz4", "zlib", "lzma"))
     conv.add_argument("--precision", choices=("float16", "bfloat16"))
-    conv.add_argument("--trust", action="append", metavar="NAME", help="a type to trust (repeatable)")
+    conv.add_argument(
+        "--trust", action="append", metavar="NAME", help="a type to trust (repeatable)"
+    )
     conv.set_defaults(run=_convert)
     diff = sub.add_parser("diff", help="what differs between two files (exit 1 if anything)")
     diff.add_argument("a")

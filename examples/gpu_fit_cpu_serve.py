@@ -52,7 +52,10 @@ def main() -> int:
         path, x_path, out = (Path(tmp) / n for n in ("ridge.dvp", "X.npy", "pred.npy"))
         with sklearn.config_context(array_api_dispatch=True):
             devpersist.dump(model, path)
-        print(f"fitted on {device}; saved arrays on", {a["device"] for a in devpersist.info(path)["arrays"]})
+        print(
+            f"fitted on {device}; saved arrays on",
+            {a["device"] for a in devpersist.info(path)["arrays"]},
+        )
         np.save(x_path, X.cpu().numpy())
         subprocess.run([sys.executable, "-c", SERVE, path, x_path, out], check=True)
         got = np.load(out)

@@ -34,14 +34,19 @@ def main() -> int:
         devpersist.dump(model, path)
         np.save(x_path, X)
         meta = devpersist.info(path)
-        print(f"saved {meta['object']['type']} to {path.name}: {path.stat().st_size:,} bytes, "
-              f"{len(meta['arrays'])} arrays, format v{meta['format_version']}")
+        print(
+            f"saved {meta['object']['type']} to {path.name}: {path.stat().st_size:,} bytes, "
+            f"{len(meta['arrays'])} arrays, format v{meta['format_version']}"
+        )
         subprocess.run([sys.executable, "-c", LOAD_AND_PREDICT, path, x_path, out_path], check=True)
         got = np.load(out_path)
 
     same = got.dtype == expected.dtype and np.array_equal(got, expected)
-    print("loaded in a fresh process: predictions match bit for bit" if same
-          else "MISMATCH: predictions differ after loading")
+    print(
+        "loaded in a fresh process: predictions match bit for bit"
+        if same
+        else "MISMATCH: predictions differ after loading"
+    )
     return 0 if same else 1
 
 

@@ -276,14 +276,19 @@ def with_trailer(data: bytes, **fields: Any) -> bytes:
     }
     values.update(fields)
     trailer = TRAILER.pack(
-        values["offset"], values["length"], values["checksum"], values["version"],
-        values["reserved"], values["end"],
+        values["offset"],
+        values["length"],
+        values["checksum"],
+        values["version"],
+        values["reserved"],
+        values["end"],
     )
     return p.data[: -TRAILER.size] + trailer
 
 
-def with_header(data: bytes, *, magic: bytes | None = None, version: int | None = None,
-                flags: int | None = None) -> bytes:
+def with_header(
+    data: bytes, *, magic: bytes | None = None, version: int | None = None, flags: int | None = None
+) -> bytes:
     old_magic, old_version, old_flags = HEADER.unpack(data[: HEADER.size])
     header = HEADER.pack(
         old_magic if magic is None else magic,
@@ -332,7 +337,8 @@ def with_graph(data: bytes, graph: bytes) -> bytes:
         meta = {k: v for k, v in entry.items() if k not in ("offset", "length", "checksum")}
         blobs.append(BlobSource(meta, entry["length"], [p.array_bytes(i)]))
     metadata = {
-        k: v for k, v in manifest.items()
+        k: v
+        for k, v in manifest.items()
         if k not in ("format_version", "alignment", "graph", "arrays", "globals")
     }
     metadata["globals"] = true_globals(graph)
@@ -377,9 +383,14 @@ def deep_dicts(depth: int) -> bytes:
 
 def deep_calls(module: str, name: str, depth: int) -> bytes:
     """``f(f(f(...f(None)...)))`` with ``f`` memoized once."""
-    return stack_global(module, name) + MEMOIZE + POP + (get(0) + MARK) * depth + NONE + (
-        TUPLE + REDUCE
-    ) * depth
+    return (
+        stack_global(module, name)
+        + MEMOIZE
+        + POP
+        + (get(0) + MARK) * depth
+        + NONE
+        + (TUPLE + REDUCE) * depth
+    )
 
 
 def chain_behind_shared_root(depth: int) -> bytes:

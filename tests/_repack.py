@@ -23,5 +23,7 @@ def edit_manifest(data: bytes, edit: Callable[[dict[str, Any]], Any]) -> bytes:
     result = edit(manifest)
     manifest = manifest if result is None else result
     raw = json.dumps(manifest, separators=(",", ":")).encode()
-    tail = _format.TRAILER.pack(offset, len(raw), xxhash.xxh3_64_intdigest(raw), trailer[3], 0, _format.END_MAGIC)
+    tail = _format.TRAILER.pack(
+        offset, len(raw), xxhash.xxh3_64_intdigest(raw), trailer[3], 0, _format.END_MAGIC
+    )
     return data[:offset] + raw + tail

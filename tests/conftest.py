@@ -4,8 +4,8 @@ import os
 # set it before anything imports scipy (scikit-learn's own test suite does the same).
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def _generator():
         (_local_function, "dict['model']['post']", "function"),
         (lambda: {"lock": [threading.Lock()]}, "dict['lock'][0]", "lock"),
         (_generator, "dict['steps'][2]", "generator"),
-        (lambda: {"log": open(os.devnull)}, "dict['log']", "TextIOWrapper"),  # noqa: SIM115
+        (lambda: {"log": open(os.devnull)}, "dict['log']", "TextIOWrapper"),
     ],
     ids=["lambda", "local-function", "lock", "generator", "open-file"],
 )

@@ -28,7 +28,10 @@ def _cuda_available() -> bool:
 BACKENDS = [
     "torch-cpu",
     "array_api_strict",
-    pytest.param("torch-cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not _cuda_available(), reason="needs CUDA")]),
+    pytest.param(
+        "torch-cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not _cuda_available(), reason="needs CUDA")],
+    ),
 ]
 HOST = {"torch-cpu": "cpu", "torch-cuda": "cpu", "array_api_strict": "CPU_DEVICE"}
 
@@ -46,7 +49,9 @@ def _to_host(value, backend: str):
     if backend.startswith("torch"):
         return value.cpu()
     xps = pytest.importorskip("array_api_strict")
-    return xps.asarray(np.asarray(value.to_device(xps.Device("CPU_DEVICE"))), device=xps.Device("CPU_DEVICE"))
+    return xps.asarray(
+        np.asarray(value.to_device(xps.Device("CPU_DEVICE"))), device=xps.Device("CPU_DEVICE")
+    )
 
 
 def _device(value) -> str:
@@ -69,14 +74,24 @@ def _cases():
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.kernel_approximation import Nystroem
     from sklearn.linear_model import (
-        LogisticRegression, PoissonRegressor, Ridge, RidgeClassifier, RidgeClassifierCV, RidgeCV,
+        LogisticRegression,
+        PoissonRegressor,
+        Ridge,
+        RidgeClassifier,
+        RidgeClassifierCV,
+        RidgeCV,
     )  # fmt: skip
     from sklearn.mixture import GaussianMixture
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
     from sklearn.naive_bayes import GaussianNB
     from sklearn.pipeline import FeatureUnion, make_pipeline
     from sklearn.preprocessing import (
-        Binarizer, KernelCenterer, MaxAbsScaler, MinMaxScaler, Normalizer, PolynomialFeatures,
+        Binarizer,
+        KernelCenterer,
+        MaxAbsScaler,
+        MinMaxScaler,
+        Normalizer,
+        PolynomialFeatures,
         StandardScaler,
     )  # fmt: skip
 
@@ -99,14 +114,28 @@ def _cases():
         "KernelCenterer": (KernelCenterer, "kernel"),
         "PolynomialFeatures": (PolynomialFeatures, None),
         "Nystroem": (lambda: Nystroem(n_components=10, random_state=0), None),
-        "Pipeline": (lambda: make_pipeline(StandardScaler(), PCA(2, svd_solver="full"), Ridge(solver="svd")), "reg"),
-        "FeatureUnion": (lambda: FeatureUnion([("s", StandardScaler()), ("p", PCA(2, svd_solver="full"))]), None),
-        "GridSearchCV": (lambda: GridSearchCV(Ridge(solver="svd"), {"alpha": [0.1, 1.0]}, cv=3), "reg"),
-        "RandomizedSearchCV": (
-            lambda: RandomizedSearchCV(Ridge(solver="svd"), {"alpha": [0.1, 1.0, 3.0]}, n_iter=2, cv=3, random_state=0),
+        "Pipeline": (
+            lambda: make_pipeline(StandardScaler(), PCA(2, svd_solver="full"), Ridge(solver="svd")),
             "reg",
         ),
-        "CalibratedClassifierCV": (lambda: CalibratedClassifierCV(LogisticRegression(), method="temperature", cv=3), "clf"),
+        "FeatureUnion": (
+            lambda: FeatureUnion([("s", StandardScaler()), ("p", PCA(2, svd_solver="full"))]),
+            None,
+        ),
+        "GridSearchCV": (
+            lambda: GridSearchCV(Ridge(solver="svd"), {"alpha": [0.1, 1.0]}, cv=3),
+            "reg",
+        ),
+        "RandomizedSearchCV": (
+            lambda: RandomizedSearchCV(
+                Ridge(solver="svd"), {"alpha": [0.1, 1.0, 3.0]}, n_iter=2, cv=3, random_state=0
+            ),
+            "reg",
+        ),
+        "CalibratedClassifierCV": (
+            lambda: CalibratedClassifierCV(LogisticRegression(), method="temperature", cv=3),
+            "clf",
+        ),
     }
 
 
@@ -178,7 +207,9 @@ def test_dump_load_everywhere(name, backend):
 
     # 3. plain numpy: no dispatch, no torch needed; numpy kernels round differently
     plain = devpersist.loads(data, namespace="numpy")
-    assert not isinstance(plain, devpersist.ConfiguredEstimator) or not plain.devpersist_config.get("array_api_dispatch")
+    assert not isinstance(plain, devpersist.ConfiguredEstimator) or not plain.devpersist_config.get(
+        "array_api_dispatch"
+    )
     got = _outputs(plain, Xn)
     for method, value in expected.items():
         assert isinstance(got[method], np.ndarray), method

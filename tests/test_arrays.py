@@ -643,8 +643,18 @@ def test_small_types_convert_like_ml_dtypes(name):
 
 
 @pytest.mark.filterwarnings(_COMPLEX_HALF)
-@pytest.mark.parametrize("name", ["bfloat16", "complex32", "float8_e4m3fn", "float8_e5m2",
-                                  "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bfloat16",
+        "complex32",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+    ],
+)
 def test_small_types_convert_like_torch(name):
     torch = pytest.importorskip("torch")
     from devpersist.arrays._dtypes import storage_dtype, to_numpy

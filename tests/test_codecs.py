@@ -39,7 +39,9 @@ def test_compressed_round_trip_is_exact(codec):
     assert codecs["dict['small']"] is None and codecs["dict['dense']"] == codec
     out = devpersist.loads(data)
     for key, value in payload.items():
-        assert out[key].dtype == value.dtype and out[key].tobytes(order="A") == value.tobytes(order="A")
+        assert out[key].dtype == value.dtype and out[key].tobytes(order="A") == value.tobytes(
+            order="A"
+        )
         assert out[key].flags.f_contiguous == value.flags.f_contiguous
 
 

@@ -101,7 +101,9 @@ def test_pipelines_are_wrapped_too():
     X = xps.asarray(rng.random((30, 3)))
     with sklearn.config_context(array_api_dispatch=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's own 0/0 in fit
-        pipe = make_pipeline(StandardScaler(), Ridge(solver="svd")).fit(X, xps.asarray(rng.random(30)))
+        pipe = make_pipeline(StandardScaler(), Ridge(solver="svd")).fit(
+            X, xps.asarray(rng.random(30))
+        )
         data, expected = devpersist.dumps(pipe), pipe.predict(X)
     got = devpersist.loads(data).predict(X)
     assert bool(xps.all(got == expected))
@@ -183,7 +185,15 @@ def test_version_policy_warns_once_with_a_table():
     ours = [w for w in caught if issubclass(w.category, devpersist.VersionMismatchWarning)]
     assert len(ours) == 1 and len(caught) == 1  # scikit-learn's own warning folded in
     text = str(ours[0].message)
-    for expected in ("scikit-learn", "0.24.2", sklearn.__version__, "numpy", "1.26.4", "python", "3.99.0"):
+    for expected in (
+        "scikit-learn",
+        "0.24.2",
+        sklearn.__version__,
+        "numpy",
+        "1.26.4",
+        "python",
+        "3.99.0",
+    ):
         assert expected in text
     with pytest.raises(devpersist.VersionMismatchError):
         devpersist.loads(data, strict=True)
@@ -230,7 +240,10 @@ def test_scipy_array_api_is_set_before_scipy_is_imported(tmp_path):
     result = _run(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Array"
-    late = _run("import scipy\n" + textwrap.dedent(code).replace('assert "scipy" not in sys.modules', ""), env)
+    late = _run(
+        "import scipy\n" + textwrap.dedent(code).replace('assert "scipy" not in sys.modules', ""),
+        env,
+    )
     assert "SCIPY_ARRAY_API=1" in late.stderr and "before" in late.stderr
 
 

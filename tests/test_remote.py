@@ -117,7 +117,11 @@ def test_cli_on_urls_and_its_errors(s3, model, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "Ridge" in ok.stdout
     missing = run("info", "s3://models/absent.dvp")
-    assert missing.returncode == 3 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 3
+        and missing.stderr.count("\n") == 1
+        and "Traceback" not in missing.stderr
+    )
     assert run("verify", "s3://models/cli.dvp").returncode == 0
     unknown = run("info", "nosuchproto://x/y.dvp")
     assert unknown.returncode == 3 and "Traceback" not in unknown.stderr

@@ -54,7 +54,10 @@ def test_column_transformer_pandas_strings():
     X, y = _string_frame()
     model = make_pipeline(
         ColumnTransformer(
-            [("num", StandardScaler(), ["age", "income"]), ("cat", OneHotEncoder(), ["city", "plan"])]
+            [
+                ("num", StandardScaler(), ["age", "income"]),
+                ("cat", OneHotEncoder(), ["city", "plan"]),
+            ]
         ),
         LogisticRegression(),
     ).fit(X, y)
@@ -94,7 +97,9 @@ def test_grid_search_keeps_masked_arrays_and_numpy_scalars():
     loaded = devpersist.loads(devpersist.dumps(search))
     masked = search.cv_results_["param_alpha"]
     assert isinstance(loaded.cv_results_["param_alpha"], np.ma.MaskedArray)
-    assert np.array_equal(np.ma.getmaskarray(masked), np.ma.getmaskarray(loaded.cv_results_["param_alpha"]))
+    assert np.array_equal(
+        np.ma.getmaskarray(masked), np.ma.getmaskarray(loaded.cv_results_["param_alpha"])
+    )
     assert type(loaded.best_score_) is type(search.best_score_)
     assert loaded.best_score_ == search.best_score_
     assert_identical(search.predict(X), loaded.predict(X))

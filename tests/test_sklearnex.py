@@ -67,7 +67,7 @@ def _cases():
     }
 
 
-OUTPUTS = '''
+OUTPUTS = """
 import warnings
 def outputs(name, est, X):
     out = {}
@@ -79,7 +79,7 @@ def outputs(name, est, X):
     for attr in %r.get(name, ()):
         out[attr] = getattr(est, attr)
     return out
-''' % (METHODS, ATTRIBUTES)
+""" % (METHODS, ATTRIBUTES)
 exec(OUTPUTS)  # the same function runs here and in the child process
 
 CHILD = """
@@ -113,7 +113,7 @@ def round_trips(tmp_path_factory):
             with sklearn.config_context(array_api_dispatch=backend == "torch"):
                 est = cls(**params)
                 est.fit(X) if target is None else est.fit(X, targets[target])
-                expected[key] = outputs(name, est, X)  # noqa: F821 - defined by exec
+                expected[key] = outputs(name, est, X)
                 devpersist.dump(est, folder / f"{key}.dvp")
             devpersist.dump(X, folder / f"{key}.X.dvp")
             names.append(key)

@@ -41,8 +41,12 @@ _MINIFLOATS: dict[str, tuple[int, int, int, str]] = {
 }
 # Sub-byte integers (ml_dtypes): one value per byte, in the low bits.
 _SMALL_INTS: dict[str, tuple[int, bool]] = {
-    "int1": (1, True), "int2": (2, True), "int4": (4, True),
-    "uint1": (1, False), "uint2": (2, False), "uint4": (4, False),
+    "int1": (1, True),
+    "int2": (2, True),
+    "int4": (4, True),
+    "uint1": (1, False),
+    "uint2": (2, False),
+    "uint4": (4, False),
 }
 
 #: name -> (bytes per element, numpy dtype of the converted values or None)
