@@ -28,7 +28,6 @@ from ._environment import (
     environment,
     mismatch_table,
     mismatches,
-    validate_environment,
 )
 from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchError
 from ._format import BlobSource, Container
@@ -323,10 +322,7 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         mmap=options["mmap"],
         verify=options["verify"],
     )
-    config = manifest.get("config")
-    if config is not None:
-        _config.validate(config)
-    validate_environment(manifest.get("environment", {}))
+    config = manifest.get("config")  # validated with the manifest, like the environment
     mismatch = _check_versions(manifest, options["strict"])
     trusted = normalize_trusted(options["trusted"])
     graph, result = _audit(container, trusted)  # imports nothing

@@ -133,8 +133,21 @@ def current_version(dist: str) -> str | None:
     return _version(dist)
 
 
+_mismatch_cache: dict[Any, list[tuple[str, str, str, str]]] = {}
+
+
 def mismatches(recorded: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """``(package, saved, current, advice)`` for each version outside the policy."""
+    key = (recorded.get("python"), tuple(sorted(recorded.get("packages", {}).items())))
+    rows = _mismatch_cache.get(key)
+    if rows is None:
+        rows = _mismatches(recorded)
+        if len(_mismatch_cache) < 256:
+            _mismatch_cache[key] = rows
+    return list(rows)
+
+
+def _mismatches(recorded: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     saved_versions = {"python": recorded.get("python"), **recorded.get("packages", {})}
     rows = []
     for dist, rule in POLICY.items():
