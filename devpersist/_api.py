@@ -351,6 +351,18 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
     return obj
 
 
+def _options(given: dict[str, Any]) -> dict[str, Any]:
+    """The load options, checked before any byte is read."""
+    options = {k: v for k, v in given.items() if k not in ("file", "data", "storage_options")}
+    options.setdefault("mmap", False)
+    if options.get("verify") is None:
+        options["verify"] = not options["mmap"]
+    Placement(
+        device=options["device"], namespace=options["namespace"], fallback=options["fallback"]
+    )
+    return options
+
+
 def load(
     file: FileLike,
     *,
@@ -408,19 +420,7 @@ def load(
     UntrustedTypeError
         The file names types outside the allowlist; nothing was constructed.
     """
-    options = dict(
-        trusted=trusted,
-        device=device,
-        namespace=namespace,
-        fallback=fallback,
-        restore_config=restore_config,
-        restore_precision=restore_precision,
-        strict=strict,
-        mmap=mmap,
-        verify=(not mmap) if verify is None else verify,
-        progress=progress,
-    )
-    Placement(device=device, namespace=namespace, fallback=fallback)  # check options first
+    options = _options(locals())
     if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
         raise TypeError("mmap=True needs a local path")
     with _source(file, mmap=mmap, storage_options=storage_options) as source:
@@ -442,19 +442,7 @@ def loads(
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
-    options = dict(
-        trusted=trusted,
-        device=device,
-        namespace=namespace,
-        fallback=fallback,
-        restore_config=restore_config,
-        restore_precision=restore_precision,
-        strict=strict,
-        mmap=False,
-        verify=True,
-        progress=progress,
-    )
-    Placement(device=device, namespace=namespace, fallback=fallback)
+    options = _options(locals())
     return _load(Container.open(_format.BufferSource(data)), options)
 
 

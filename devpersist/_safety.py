@@ -577,14 +577,18 @@ def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
         dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None
     )
     if bad:
-        raise UntrustedTypeError(
-            "the file refers to names outside the allowlist: "
-            + ", ".join(bad)
-            + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
-            "devpersist.get_untrusted_types(file) lists them.",
-            untrusted=bad,
-        )
+        raise _untrusted(bad)
     return {n: v() for n, v in verdicts.items()}  # type: ignore[misc]
+
+
+def _untrusted(bad: list[str]) -> UntrustedTypeError:
+    return UntrustedTypeError(
+        "the file refers to names outside the allowlist: "
+        + ", ".join(bad)
+        + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
+        "devpersist.get_untrusted_types(file) lists them.",
+        untrusted=bad,
+    )
 
 
 def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> None:
@@ -604,13 +608,7 @@ def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> N
         )
     )
     if bad:
-        raise UntrustedTypeError(
-            "the file refers to names outside the allowlist: "
-            + ", ".join(bad)
-            + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
-            "devpersist.get_untrusted_types(file) lists them.",
-            untrusted=bad,
-        )
+        raise _untrusted(bad)
 
 
 def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Name, Any],
