@@ -180,6 +180,10 @@ class Placement:
 
     def device_object(self, namespace: str, saved: str) -> Any:
         library, device = self.decide(namespace, saved)
+        if self.device is None and self.namespace is None and device != saved:
+            move = (f"a {namespace} device object", saved, device)
+            if move not in self.moves:  # reported in the same single warning as arrays
+                self.moves.append(move)
         return handler_for_namespace(library).device_object(device)
 
     @contextmanager

@@ -346,3 +346,19 @@ def test_a_torch_fitted_model_loads_as_numpy_where_torch_cannot_be_imported(torc
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert eval(result.stdout) == expected.tolist()
+
+
+def test_device_objects_that_fall_back_are_in_the_one_warning(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from devpersist import _namespaces
+
+    # a file made on a machine with a GPU: its device object says cuda:7
+    monkeypatch.setattr(_namespaces, "device_reduce", lambda obj: ("torch", "cuda:7"))
+    data = devpersist.dumps({"where": torch.device("cpu"), "w": torch.ones(2)})
+    monkeypatch.undo()
+    with pytest.warns(devpersist.DeviceFallbackWarning) as caught:
+        out = devpersist.loads(data)
+    assert len(caught) == 1 and "cuda:7" in str(caught[0].message)
+    assert out["where"] == torch.device("cpu")
+    with pytest.raises(devpersist.DeviceError, match="cuda:7"):
+        devpersist.loads(data, fallback="raise")
