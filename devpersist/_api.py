@@ -12,8 +12,10 @@ each array, and only then construct the object.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -333,22 +335,31 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         check_uses(result.called, result.modified, approved, trusted)
     placement.check(container.arrays)  # libraries and devices, before anything is built
     planned = _config.plan(config, placement) if options["restore_config"] else None
-    with placement.active(), _config.applied(planned), warnings.catch_warnings():
+    if planned and not _config.needs_restoring(planned):
+        planned = None  # scikit-learn's defaults: nothing to apply, nothing to wrap
+    quiet = warnings.catch_warnings() if mismatch else contextlib.nullcontext()
+    with placement.active(), _config.applied(planned), quiet:
         if mismatch:  # already reported, in one table: silence scikit-learn's own
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
-        bar = Progress(
-            sum(map(_format.decoded_size, container.arrays)), "loading", options["progress"]
-        )
-        arrays = []
-        for index, entry in enumerate(container.arrays):
-            arrays.append(placement.decode(container, index))
-            bar.update(_format.decoded_size(entry))
-        bar.close()
+        arrays = _decode_all(container, placement, options["progress"])
         obj = load_graph(graph, approved, arrays)
     placement.report()
-    if planned and _config.is_estimator(obj) and _config.needs_restoring(planned):
+    if planned and _config.is_estimator(obj):
         return _config.ConfiguredEstimator(obj, planned)
     return obj
+
+
+def _decode_all(container: Container, placement: Placement, progress: bool | None) -> list[Any]:
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return [placement.decode(container, i) for i in range(len(container.arrays))]
+    sizes = [_format.decoded_size(entry) for entry in container.arrays]
+    bar = Progress(sum(sizes), "loading", progress)
+    arrays = []
+    for index, size in enumerate(sizes):
+        arrays.append(placement.decode(container, index))
+        bar.update(size)
+    bar.close()
+    return arrays
 
 
 def _options(given: dict[str, Any]) -> dict[str, Any]:

@@ -453,7 +453,7 @@ def storage_dtype(descr: Any, where: str = "array") -> Any:
     Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
     with the same structured dtype).
     """
-    key = descr if isinstance(descr, str) else json.dumps(descr)
+    key = descr if isinstance(descr, str) else repr(descr)  # repr: C speed, exact for JSON data
     dtype = _dtype_cache.get(key)
     if dtype is None:
         dtype = _parse_dtype(descr, where)

@@ -31,10 +31,24 @@ def contiguous_chunks(arr: np.ndarray, order: str) -> Any:
     return produce
 
 
+_padding_cache: dict[np.dtype, np.ndarray | None] = {}
+
+
 def padding_mask(dtype: np.dtype) -> np.ndarray | None:
-    """The bytes of a structured item no field covers (None if there are none)."""
+    """The bytes of a structured item no field covers (None if there are none); cached."""
     if dtype.fields is None:
         return None
+    try:
+        return _padding_cache[dtype]
+    except KeyError:
+        pass
+    mask = _padding(dtype)
+    if len(_padding_cache) < 256:
+        _padding_cache[dtype] = mask
+    return mask
+
+
+def _padding(dtype: np.dtype) -> np.ndarray | None:
     covered = np.zeros(dtype.itemsize, bool)
 
     def mark(dt: np.dtype, offset: int) -> None:
