@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -656,9 +656,3 @@ def decoded_size(entry: dict[str, Any]) -> int:
     for n in entry["shape"]:
         count *= n
     return count * int(storage_dtype(entry["dtype"]).itemsize)
-
-
-def iter_chunks(view: memoryview, chunk_bytes: int) -> Iterator[memoryview]:
-    view = view.cast("B")
-    for start in range(0, view.nbytes, chunk_bytes):
-        yield view[start : start + chunk_bytes]

@@ -41,8 +41,7 @@ from ._exceptions import (
 from ._validate import VALIDATORS, checked_class
 
 PROTOCOL = 5
-#: Safety limits for the audit: objects built by REDUCE/NEWOBJ/BUILD, nesting depth.
-MAX_OBJECTS = 10_000_000
+#: Safety limit for the audit: the longest chain of nested containers.
 MAX_DEPTH = 200
 
 

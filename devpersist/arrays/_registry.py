@@ -64,10 +64,6 @@ def handler_for(tp: type) -> ArrayHandler | None:
     return handler
 
 
-def clear_cache() -> None:
-    _by_type.clear()
-
-
 # Attributes only arrays define (DLPack, CUDA array interface, array API).
 _ARRAY_ATTRIBUTES = ("__dlpack__", "__cuda_array_interface__", "__array_namespace__")
 
