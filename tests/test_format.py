@@ -539,3 +539,21 @@ def test_info_reads_only_header_trailer_and_manifest():
     f = RecordingFile(data)  # the recorder does see array reads
     devpersist.load(f)
     assert sum(stop - start for start, stop in f.ranges) >= 8 << 17
+
+
+def test_structured_padding_is_written_as_zeros():
+    """Aligned structs have bytes no field covers: they must never carry memory to disk."""
+    import devpersist
+
+    dtype = np.dtype([("a", "u1"), ("b", "<f8")], align=True)  # 7 padding bytes per item
+    garbage = np.frombuffer(bytes(range(1, 65)), dtype=dtype).copy()  # padding non-zero
+    data = devpersist.dumps({"s": garbage})
+    entry = devpersist.info(data)["arrays"][0]
+    raw = np.frombuffer(data, np.uint8, entry["length"], entry["offset"]).reshape(-1, 16)
+    assert (raw[:, 1:8] == 0).all()
+    out = devpersist.loads(data)["s"]
+    assert (
+        out.dtype == dtype
+        and np.array_equal(out["a"], garbage["a"])
+        and np.array_equal(out["b"], garbage["b"])
+    )
