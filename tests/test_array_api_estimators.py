@@ -68,6 +68,13 @@ def _numpy(value):
     return np.asarray(value)
 
 
+def _halving():
+    from sklearn import model_selection
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+
+    return model_selection
+
+
 def _cases():
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.decomposition import PCA
@@ -88,6 +95,7 @@ def _cases():
     from sklearn.preprocessing import (
         Binarizer,
         KernelCenterer,
+        LabelEncoder,
         MaxAbsScaler,
         MinMaxScaler,
         Normalizer,
@@ -136,6 +144,19 @@ def _cases():
             lambda: CalibratedClassifierCV(LogisticRegression(), method="temperature", cv=3),
             "clf",
         ),
+        "HalvingGridSearchCV": (
+            lambda: _halving().HalvingGridSearchCV(
+                Ridge(solver="svd"), {"alpha": [0.1, 1.0]}, cv=3, random_state=0
+            ),
+            "reg",
+        ),
+        "HalvingRandomSearchCV": (
+            lambda: _halving().HalvingRandomSearchCV(
+                Ridge(solver="svd"), {"alpha": [0.1, 1.0, 3.0]}, cv=3, random_state=0
+            ),
+            "reg",
+        ),
+        "LabelEncoder": (LabelEncoder, "labels"),
     }
 
 
@@ -163,6 +184,8 @@ def _data(kind):
     }
     if kind == "kernel":
         return X @ X.T, None
+    if kind == "labels":  # LabelEncoder works on a 1-d array of labels
+        return np.floor(5 * X[:, 0]), None
     return X, y.get(kind)
 
 
