@@ -185,6 +185,35 @@ def _torch_size(dims: Any) -> Any:
     return torch.Size(dims)
 
 
+def _dtype(namespace: Any, name: Any) -> Any:
+    """A library's dtype object (``torch.float32``), converted like the arrays are."""
+    if namespace != "torch" or not isinstance(name, str) or not name.isidentifier():
+        raise FormatError("malformed dtype record")
+    from ._namespaces import TARGET
+
+    placement = TARGET.get()
+    target = placement.namespace if placement is not None else None
+    torch = sys.modules.get("torch")
+    if target not in (None, "torch") or torch is None:
+        import numpy as np
+
+        from .arrays import _dtypes
+
+        widened = {"bfloat16": "float32", "complex32": "complex64"}.get(name, name)
+        try:
+            return np.dtype(widened)
+        except TypeError:
+            return np.dtype(_dtypes.storage_dtype(name))
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise FormatError(f"torch has no dtype {name!r}")
+    return dtype
+
+
+def _reduce_torch_dtype(obj: Any) -> Any:
+    return _dtype, ("torch", str(obj).removeprefix("torch."))
+
+
 def _reduce_torch_size(obj: Any) -> Any:
     return _torch_size, (tuple(int(d) for d in obj),)
 
@@ -265,6 +294,8 @@ def _classify(tp: type) -> Callable[[Any], Any] | None:
         return None
     if module == "torch" and tp.__name__ == "Size":
         return _reduce_torch_size
+    if module == "torch" and tp.__name__ == "dtype":
+        return _reduce_torch_dtype
     if module.partition(".")[0] in ("torch", "array_api_strict", "cupy"):
         from ._namespaces import is_device_type
 

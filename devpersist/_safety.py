@@ -260,6 +260,7 @@ _add(
         "_device",
         "_onedal_return_type",
         "_torch_size",
+        "_dtype",
     ],
 )
 
@@ -439,6 +440,7 @@ USES: dict[Name, str] = {
     ("devpersist._graph", "_device"): CALL,
     ("devpersist._graph", "_onedal_return_type"): CALL,
     ("devpersist._graph", "_torch_size"): CALL,
+    ("devpersist._graph", "_dtype"): CALL,
 }
 
 

@@ -362,3 +362,19 @@ def test_device_objects_that_fall_back_are_in_the_one_warning(monkeypatch):
     assert out["where"] == torch.device("cpu")
     with pytest.raises(devpersist.DeviceError, match="cuda:7"):
         devpersist.loads(data, fallback="raise")
+
+
+def test_torch_dtypes_in_the_graph_are_stored_by_name_and_converted():
+    torch = pytest.importorskip("torch")
+    payload = {
+        "dtype": torch.float32,
+        "half": torch.bfloat16,
+        "w": torch.ones(2, dtype=torch.bfloat16),
+    }
+    data = devpersist.dumps(payload)
+    assert devpersist.get_untrusted_types(data) == []
+    same = devpersist.loads(data)
+    assert same["dtype"] is torch.float32 and same["half"] is torch.bfloat16
+    plain = devpersist.loads(data, namespace="numpy")
+    assert plain["dtype"] == np.dtype("float32")
+    assert plain["half"] == plain["w"].dtype == np.dtype("float32")  # bfloat16 widens alike
