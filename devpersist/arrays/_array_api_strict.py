@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError, FormatError
+from .._exceptions import DeviceError
 from ._base import ArrayHandler, Encoded
 from ._dtypes import native
 from ._numpy import contiguous_chunks
@@ -36,6 +36,7 @@ def _array_type() -> Any:
 class ArrayApiStrictHandler(ArrayHandler):
     namespace = "array_api_strict"
     modules = ("array_api_strict",)
+    label = "array-api-strict"
     install = "array-api-strict"
     has_devices = True
     host_device = _HOST
@@ -62,14 +63,10 @@ class ArrayApiStrictHandler(ArrayHandler):
             order="C",
             device=obj.device._device,
             chunks=produce,
-            nbytes=int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
         )
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        if not self.accepts(host.dtype):
-            raise FormatError(
-                f"{entry.get('path', 'an array')}: array-api-strict has no {host.dtype} arrays"
-            )
+        self.require(host, entry)
         return self.from_numpy(host, entry["device"] if device is None else device)
 
     def accepts(self, dtype: Any) -> bool:

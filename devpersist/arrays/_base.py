@@ -42,7 +42,14 @@ class Encoded:
     device: str
     meta: dict[str, Any] = field(default_factory=dict)
     chunks: Callable[[], Iterable[memoryview]] = lambda: ()
-    nbytes: int = 0
+    nbytes: int = 0  # 0: derived from shape and dtype
+
+    def __post_init__(self) -> None:
+        if not self.nbytes:
+            count = 1
+            for n in self.shape:
+                count *= int(n)
+            self.nbytes = count * int(self.dtype.itemsize)
 
 
 class ArrayHandler:
@@ -117,6 +124,17 @@ class ArrayHandler:
     def accepts(self, dtype: Any) -> bool:
         """Can :meth:`from_numpy` build an array of numpy ``dtype``?"""
         return f"{dtype.kind}{dtype.itemsize}" in STANDARD_DTYPES
+
+    #: The library's name in messages.
+    label: str = ""
+
+    def require(self, host: Any, entry: dict[str, Any]) -> None:
+        """Raise a FormatError naming the array when this library cannot hold ``host``."""
+        if not self.accepts(host.dtype):
+            from .._exceptions import FormatError
+
+            where = entry.get("path", "an array")
+            raise FormatError(f"{where}: {self.label or self.namespace} has no {host.dtype} arrays")
 
     def from_numpy(self, array: Any, device: str) -> Any:
         """Convert a numpy array into this library's array on ``device``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError, FormatError
+from .._exceptions import DeviceError
 from ._base import CHUNK_BYTES, ArrayHandler, Encoded
 from ._dtypes import native
 
@@ -38,6 +38,7 @@ def _index(device: str) -> int | None:
 class CupyHandler(ArrayHandler):
     namespace = "cupy"
     modules = ("cupy",)
+    label = "CuPy"
     install = "cupy"
     has_devices = True
     host_device = None
@@ -63,8 +64,7 @@ class CupyHandler(ArrayHandler):
         )
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        if not self.accepts(host.dtype):
-            raise FormatError(f"{entry.get('path', 'an array')}: CuPy has no {host.dtype} arrays")
+        self.require(host, entry)
         return self.from_numpy(host, entry["device"] if device is None else device)
 
     def from_numpy(self, array: Any, device: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError, FormatError
+from .._exceptions import DeviceError
 from ._base import ArrayHandler, Encoded
 from ._dtypes import native
 from ._numpy import contiguous_chunks
@@ -35,6 +35,7 @@ def _sycl_device(device: str) -> Any:
 class DpnpHandler(ArrayHandler):
     namespace = "dpnp"
     modules = ("dpnp",)
+    label = "dpnp"
     install = "dpnp"
     has_devices = True
     host_device = None
@@ -65,12 +66,10 @@ class DpnpHandler(ArrayHandler):
             order="C",
             device=obj.sycl_device.filter_string,
             chunks=produce,
-            nbytes=int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
         )
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        if not self.accepts(host.dtype):
-            raise FormatError(f"{entry.get('path', 'an array')}: dpnp has no {host.dtype} arrays")
+        self.require(host, entry)
         return self.from_numpy(host, entry["device"] if device is None else device)
 
     def from_numpy(self, array: Any, device: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError, FormatError, UnsupportedObjectError
+from .._exceptions import DeviceError, UnsupportedObjectError
 from . import _dtypes
 from ._base import ArrayHandler, Encoded
 from ._numpy import contiguous_chunks
@@ -59,6 +59,7 @@ def _find(device: str) -> Any:
 class JaxHandler(ArrayHandler):
     namespace = "jax"
     modules = ("jax",)
+    label = "JAX"
     install = "jax"
     has_devices = True
     host_device = "cpu:0"
@@ -106,7 +107,6 @@ class JaxHandler(ArrayHandler):
             device=device_string(device),
             meta=meta,
             chunks=produce,
-            nbytes=int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
         )
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
@@ -114,8 +114,8 @@ class JaxHandler(ArrayHandler):
         name = entry.get("meta", {}).get("dtype")
         if name is not None:
             host = host.view(_dtypes.ml_dtype(_dtypes.check(name, host.dtype)))
-        elif not self.accepts(host.dtype):
-            raise FormatError(f"{entry.get('path', 'an array')}: JAX has no {host.dtype} arrays")
+        else:
+            self.require(host, entry)
         return self._put(host, entry["device"] if device is None else device)
 
     def from_numpy(self, array: Any, device: str) -> Any:
