@@ -260,8 +260,10 @@ def _source(
             if mmap and size:
                 import mmap as _mmap
 
-                # the mapping outlives the file: arrays keep it alive through their base
-                yield _format.BufferSource(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ))
+                # copy-on-write, so that torch tensors (which cannot be read-only) may be
+                # written without reaching the file; numpy arrays are marked read-only.
+                # The mapping outlives the file: arrays keep it alive through their base.
+                yield _format.BufferSource(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY))
             else:
                 yield _format.FileSource(f, 0, size)
     elif hasattr(file, "read"):
@@ -350,16 +352,18 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
 
 
 def _decode_all(container: Container, placement: Placement, progress: bool | None) -> list[Any]:
-    if progress is False or (progress is None and not sys.stderr.isatty()):
-        return [placement.decode(container, i) for i in range(len(container.arrays))]
-    sizes = [_format.decoded_size(entry) for entry in container.arrays]
-    bar = Progress(sum(sizes), "loading", progress)
-    arrays = []
-    for index, size in enumerate(sizes):
-        arrays.append(placement.decode(container, index))
-        bar.update(size)
-    bar.close()
-    return arrays
+    count = len(container.arrays)
+    with container.worker() as worker:
+        if progress is False or (progress is None and not sys.stderr.isatty()):
+            return [placement.decode(container, i, worker) for i in range(count)]
+        sizes = [_format.decoded_size(entry) for entry in container.arrays]
+        bar = Progress(sum(sizes), "loading", progress)
+        arrays = []
+        for index, size in enumerate(sizes):
+            arrays.append(placement.decode(container, index, worker))
+            bar.update(size)
+        bar.close()
+        return arrays
 
 
 def _options(given: dict[str, Any]) -> dict[str, Any]:

@@ -141,31 +141,40 @@ class Placement:
 
     # -- building --------------------------------------------------------------------
 
-    def decode(self, container: Any, index: int) -> Any:
+    def decode(self, container: Any, index: int, worker: Any = None) -> Any:
         try:
-            return self._decode(container, index)
+            return self._decode(container, index, worker)
         except MemoryError as exc:
             from ._exceptions import ResourceLimitError
 
             raise ResourceLimitError(f"not enough memory to load array {index}") from exc
 
-    def _decode(self, container: Any, index: int) -> Any:
+    def _decode(self, container: Any, index: int, worker: Any) -> Any:
         entry = container.arrays[index]
         library, device = self._plan[index]
         codec = entry.get("codec")
         meta = entry.get("meta", {})
-        if self.mmap and codec is None and not meta and library == entry["namespace"] == "numpy":
-            view = container.array_view(index, verify=self.verify)
-            flat = np.frombuffer(view, dtype=storage_dtype(entry["dtype"]))
-            return flat.reshape(tuple(entry["shape"]), order=entry["order"])
+        source = handler_for_namespace(entry["namespace"])
+        if codec is None and "precision" not in meta and library == entry["namespace"]:
+            if self.mmap and source.maps(entry, device):
+                view = container.array_view(index, verify=self.verify)
+                flat = np.frombuffer(view, dtype=storage_dtype(entry["dtype"]))
+                host = flat.reshape(tuple(entry["shape"]), order=entry["order"])
+                return source.decode_mapped(host, entry, device)
+
+            def stream(buffers: Any, consume: Any, wait: Any) -> None:
+                container.stream_array(index, buffers, consume, wait, worker)
+
+            built = source.decode_streamed(entry, device, stream)
+            if built is not None:
+                return built
         host = empty_host(entry)
         if codec is None:
-            container.read_array_into(index, host_bytes(host))
+            container.read_array_into(index, host_bytes(host), worker)
         else:
             decompress_into(codec, container.read_stored(index), host_bytes(host))
         if "precision" in meta:
             host = self._widen(host, meta)
-        source = handler_for_namespace(entry["namespace"])
         if library == entry["namespace"]:
             return source.decode(host, entry, device)
         return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -39,6 +40,7 @@ from ._exceptions import (
     ResourceLimitError,
     UnsupportedFormatVersionError,
 )
+from ._pipeline import Worker, read_hashed, read_staged, write_hashed
 
 MAGIC = b"\x89DVP\r\n\x1a\n"
 END_MAGIC = b"DVP1END\n"
@@ -108,10 +110,20 @@ def write_container(
 ) -> int:
     """Stream a complete container to ``f``; return the number of bytes written.
 
-    ``blobs`` is consumed lazily: each array's chunks are checksummed and written before
-    the next array is asked for, so at most one array's host copy is alive at a time.
+    ``blobs`` is consumed lazily: each chunk is checksummed and written (overlapped, for
+    a large one) before the next is asked for, so the producer may reuse its memory.
     """
-    out = _CountingWriter(f)
+    with Worker() as worker:
+        return _write_container(_CountingWriter(f), graph, blobs, metadata, worker)
+
+
+def _write_container(
+    out: _CountingWriter,
+    graph: bytes,
+    blobs: Iterable[BlobSource],
+    metadata: dict[str, Any],
+    worker: Worker,
+) -> int:
     out.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
     graph_offset = out.pad()
     out.write(graph)
@@ -121,9 +133,7 @@ def write_container(
         hasher = xxhash.xxh3_64()
         written = 0
         for chunk in blob.chunks:
-            hasher.update(chunk)
-            out.write(chunk)
-            written += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
+            written += write_hashed(out.write, chunk, hasher, worker)
         if blob.nbytes >= 0 and written != blob.nbytes:
             raise FormatError(
                 f"array {len(arrays)} produced {written} bytes, expected {blob.nbytes}"
@@ -538,6 +548,9 @@ class Source:
     """Random access to a container's bytes, over a buffer or a seekable file."""
 
     size: int
+    #: Does ``readinto`` release the GIL (a file), so that a worker thread's reads
+    #: overlap the caller's checksumming? (A buffer copy does not.)
+    overlaps: bool = False
 
     def read(self, offset: int, length: int) -> memoryview:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -557,6 +570,8 @@ class BufferSource(Source):
 
 class FileSource(Source):
     """A seekable binary file; reads go straight into caller-owned memory."""
+
+    overlaps = True
 
     def __init__(self, f: IO[bytes], start: int, size: int) -> None:
         self._f = f
@@ -611,11 +626,36 @@ class Container:
         _verify(data, entry, "the object graph")
         return data
 
-    def read_array_into(self, index: int, out: memoryview) -> None:
+    def worker(self) -> Worker:
+        """A worker for overlapped reads of this container (close it when done)."""
+        return Worker(enabled=self.source.overlaps)
+
+    def read_array_into(self, index: int, out: memoryview, worker: Worker | None = None) -> None:
         """Read array ``index``'s bytes into ``out`` and verify its checksum."""
         entry = self.arrays[index]
-        self.source.readinto(entry["offset"], out)
-        _verify(out, entry, f"array {index}")
+        if out.nbytes != entry["length"]:
+            stored = entry["length"]
+            raise FormatError(f"array {index}: {stored} bytes stored, {out.nbytes} expected")
+        with _borrowed(worker, self) as w:
+            digest = read_hashed(self.source.readinto, entry["offset"], out, w)
+        _check_digest(digest, entry, f"array {index}")
+
+    def stream_array(
+        self,
+        index: int,
+        buffers: Sequence[memoryview],
+        consume: Callable[[int, int, int], Any],
+        wait: Callable[[Any], None],
+        worker: Worker | None = None,
+    ) -> None:
+        """Stream array ``index``'s bytes through staging ``buffers`` (see
+        :func:`devpersist._pipeline.read_staged`), then verify its checksum."""
+        entry = self.arrays[index]
+        with _borrowed(worker, self) as w:
+            digest = read_staged(
+                self.source.readinto, entry["offset"], entry["length"], buffers, consume, wait, w
+            )
+        _check_digest(digest, entry, f"array {index}")
 
     def read_stored(self, index: int) -> memoryview:
         """Array ``index``'s stored (e.g. compressed) bytes, checksum verified."""
@@ -646,8 +686,22 @@ class Container:
 
 
 def _verify(data: bytes | memoryview, entry: dict[str, Any], what: str) -> None:
-    if checksum_text(xxhash.xxh3_64_intdigest(data)) != entry["checksum"]:
+    _check_digest(xxhash.xxh3_64_intdigest(data), entry, what)
+
+
+def _check_digest(digest: int, entry: dict[str, Any], what: str) -> None:
+    if checksum_text(digest) != entry["checksum"]:
         raise IntegrityError(f"checksum mismatch in {what}: the file is corrupted")
+
+
+@contextmanager
+def _borrowed(worker: Worker | None, container: Container) -> Iterator[Worker]:
+    """``worker``, or a fresh one closed on exit."""
+    if worker is not None:
+        yield worker
+    else:
+        with container.worker() as fresh:
+            yield fresh
 
 
 def decoded_size(entry: dict[str, Any]) -> int:

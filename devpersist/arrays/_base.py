@@ -10,19 +10,27 @@ Saving calls :meth:`~ArrayHandler.owns` (by type, never importing), then
 produced later, by ``Encoded.chunks``, one array at a time. Loading calls
 :meth:`~ArrayHandler.available`, :meth:`~ArrayHandler.device_available`,
 :meth:`~ArrayHandler.numpy_dtype` and :meth:`~ArrayHandler.accepts` while placing (before
-anything is read), then :meth:`~ArrayHandler.decode`, or :meth:`~ArrayHandler.to_numpy`
-on the source and :meth:`~ArrayHandler.from_numpy` on the target for a conversion.
+anything is read), then one of :meth:`~ArrayHandler.decode_mapped` (``mmap=True``, when
+:meth:`~ArrayHandler.maps`), :meth:`~ArrayHandler.decode_streamed` (straight to a device)
+or :meth:`~ArrayHandler.decode` (from a host copy), or :meth:`~ArrayHandler.to_numpy` on
+the source and :meth:`~ArrayHandler.from_numpy` on the target for a conversion.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 #: Bytes handed to the writer at a time; also the size of a host staging buffer.
 CHUNK_BYTES = 64 * 2**20
+#: ``stream(buffers, consume, wait)``: fills each staging buffer in turn with the next
+#: chunk of an array's stored bytes, calls ``consume(start, slot, size)`` and verifies
+#: the checksum at the end (see :func:`devpersist._pipeline.read_staged`).
+Stream = Callable[
+    [Sequence[memoryview], Callable[[int, int, int], Any], Callable[[Any], None]], None
+]
 #: numpy dtypes (kind and size) that every device array library has.
 STANDARD_DTYPES = frozenset("b1 i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())
 
@@ -90,6 +98,24 @@ class ArrayHandler:
         """Build this library's array from ``host`` (a numpy array of the stored bytes)
         on ``device`` (None: the recorded one)."""
         raise NotImplementedError
+
+    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+        """With ``mmap=True``, can this array on ``device`` be built over the mapped file's
+        bytes (host memory, no copy)? If so :meth:`decode_mapped` builds it."""
+        return False
+
+    def decode_mapped(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+        """Build the array over ``host``, a numpy view of the file mapped copy-on-write:
+        writes to the result never reach the file."""
+        return self.decode(host, entry, device)
+
+    def decode_streamed(
+        self, entry: dict[str, Any], device: str | None, stream: Stream
+    ) -> Any | None:
+        """Build the array on ``device`` from the file through staging buffers, without a
+        host copy of the whole array; None when this target is better served by
+        :meth:`decode` of a host copy (the host itself, a small array)."""
+        return None
 
     #: Does the library place arrays on devices? (numpy does not.)
     has_devices: bool = False

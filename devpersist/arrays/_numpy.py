@@ -121,6 +121,13 @@ class NumpyHandler(ArrayHandler):
             host.flags.writeable = False
         return host
 
+    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+        return True
+
+    def decode_mapped(self, host: np.ndarray, entry: dict[str, Any], device: str | None) -> Any:
+        host.flags.writeable = False  # a view of the file: read-only, as documented
+        return self.decode(host, entry, device)
+
     def accepts(self, dtype: Any) -> bool:
         return not dtype.hasobject
 

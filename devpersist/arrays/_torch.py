@@ -20,13 +20,20 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .._exceptions import DeviceError, FormatError, UnsupportedObjectError
+from .._format import storage_dtype
 from . import _dtypes
-from ._base import CHUNK_BYTES, ArrayHandler, Encoded
+from ._base import ArrayHandler, Encoded, Stream
+
+#: Size of a staging buffer; a device array moves through two of them.
+STAGE_BYTES = 32 * 2**20
+#: Device arrays under this size are copied in one piece, not staged.
+STREAM_MIN_BYTES = 2**20
 
 #: torch dtypes numpy has, by torch's name (the numpy name is the same)
 _NATIVE = frozenset(
@@ -40,6 +47,9 @@ _EXTENDED = frozenset(
 )
 #: device types whose tensors hold data that ``Tensor.to("cpu")`` can read
 _DEVICE_TYPES = ("cpu", "cuda", "xpu", "mps", "hpu", "mtia", "privateuseone")
+#: Device types whose arrays load through staging buffers (CPU tensors are built
+#: directly over the bytes read).
+STREAMED = frozenset(_DEVICE_TYPES) - {"cpu"}
 
 
 def _torch() -> Any:
@@ -116,16 +126,8 @@ class TorchHandler(ArrayHandler):
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
         torch = _torch()
-        meta = entry.get("meta", {})
-        where = entry.get("path", "a torch array")
-        name = meta.get("dtype")
         host = _dtypes.native(host)
-        if name is not None:
-            _dtypes.check(name, host.dtype, where)
-            if name not in _EXTENDED:
-                raise FormatError(f"{where}: torch has no dtype {name!r}")
-        elif host.dtype.name not in _NATIVE:
-            raise FormatError(f"{where}: torch cannot hold {host.dtype} arrays")
+        name = self._dtype_name(entry, host.dtype)
         with warnings.catch_warnings():
             # complex32 tensors warn that ComplexHalf is experimental on each allocation
             warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
@@ -133,14 +135,57 @@ class TorchHandler(ArrayHandler):
             target = entry["device"] if device is None else device
             if torch.device(target).type != "cpu":
                 tensor = tensor.to(target)
-        requires_grad = bool(meta.get("requires_grad", False))
-        if requires_grad and not (tensor.is_floating_point() or tensor.is_complex()):
-            raise FormatError(f"{where}: a {tensor.dtype} tensor cannot require grad")
-        if meta.get("parameter"):
-            return torch.nn.Parameter(tensor, requires_grad=requires_grad)
-        if requires_grad:
-            tensor.requires_grad_(True)
-        return tensor
+        return _finish(torch, tensor, entry)
+
+    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+        target = entry["device"] if device is None else device
+        return bool(_torch().device(target).type == "cpu")
+
+    def decode_streamed(
+        self, entry: dict[str, Any], device: str | None, stream: Stream
+    ) -> Any | None:
+        """A device tensor filled straight from the file through two staging buffers
+        (pinned, with overlapped copies, for CUDA): no host copy of the whole array."""
+        torch = _torch()
+        target = torch.device(entry["device"] if device is None else device)
+        stored = storage_dtype(entry["dtype"])
+        count = 1
+        for n in entry["shape"]:
+            count *= n
+        nbytes = count * stored.itemsize
+        if (
+            target.type not in STREAMED
+            or nbytes < STREAM_MIN_BYTES
+            or not stored.isnative
+            or entry["order"] != "C"
+        ):
+            return None
+        name = self._dtype_name(entry, stored)
+        dtype = getattr(torch, name if name is not None else stored.name)
+        with _on(torch, target):
+            flat = torch.empty(nbytes, dtype=torch.uint8, device=target)
+            step = min(STAGE_BYTES, nbytes)
+            buffers = [_staging_buffer(torch, step, target) for _ in range(2)]
+            copier = _copier(torch, target)
+
+            def consume(start: int, slot: int, size: int) -> Any:
+                return copier.copy(flat[start : start + size], buffers[slot][:size])
+
+            stream([b.numpy().data for b in buffers], consume, copier.wait)
+            tensor = flat.view(dtype).reshape(tuple(entry["shape"]))
+        return _finish(torch, tensor, entry)
+
+    def _dtype_name(self, entry: dict[str, Any], stored: Any) -> str | None:
+        """torch's name for an extended dtype (None: numpy's name is torch's)."""
+        where = entry.get("path", "a torch array")
+        name = entry.get("meta", {}).get("dtype")
+        if name is not None:
+            _dtypes.check(name, stored, where)
+            if name not in _EXTENDED:
+                raise FormatError(f"{where}: torch has no dtype {name!r}")
+        elif stored.name not in _NATIVE:
+            raise FormatError(f"{where}: torch cannot hold {stored} arrays")
+        return name  # type: ignore[no-any-return]
 
     def accepts(self, dtype: Any) -> bool:
         return dtype.kind in "biufc" and dtype.name in _NATIVE
@@ -204,6 +249,20 @@ class TorchHandler(ArrayHandler):
             return None
 
 
+def _finish(torch: Any, tensor: Any, entry: dict[str, Any]) -> Any:
+    """Restore ``requires_grad`` and ``Parameter`` from the entry's meta."""
+    meta = entry.get("meta", {})
+    requires_grad = bool(meta.get("requires_grad", False))
+    if requires_grad and not (tensor.is_floating_point() or tensor.is_complex()):
+        where = entry.get("path", "a torch array")
+        raise FormatError(f"{where}: a {tensor.dtype} tensor cannot require grad")
+    if meta.get("parameter"):
+        return torch.nn.Parameter(tensor, requires_grad=requires_grad)
+    if requires_grad:
+        tensor.requires_grad_(True)
+    return tensor
+
+
 def _from_host(torch: Any, host: np.ndarray, name: str | None) -> Any:
     """A CPU tensor over ``host``'s memory (no copy), viewed as torch dtype ``name``."""
     dtype = getattr(torch, name if name is not None else host.dtype.name)
@@ -214,13 +273,15 @@ def _from_host(torch: Any, host: np.ndarray, name: str | None) -> Any:
 
 
 def host_chunks(
-    tensor: Any, chunk_bytes: int = CHUNK_BYTES, stage: bool | None = None
+    tensor: Any, chunk_bytes: int = STAGE_BYTES, stage: bool | None = None
 ) -> Iterator[memoryview]:
     """The bytes of ``tensor``'s values, in C order, ``chunk_bytes`` at a time.
 
-    A CPU tensor that is already contiguous is read in place; a device tensor goes
-    through one reused staging buffer, so the host holds one chunk, not the array
-    (``stage`` forces either way, for tests).
+    A CPU tensor that is already contiguous is read in place. A device tensor goes
+    through two reused staging buffers: while the consumer writes one chunk, the copy of
+    the next one into the other buffer is already running (on CUDA, where the copy is
+    asynchronous), so the host holds two chunks, not the array (``stage`` forces either
+    way, for tests).
     """
     torch = sys.modules["torch"]
     t = tensor.detach()
@@ -240,13 +301,82 @@ def host_chunks(
         for start in range(0, total, chunk_bytes):
             yield view[start : start + chunk_bytes]
         return
+    if total < STREAM_MIN_BYTES and stage is None:  # small: one plain copy
+        yield flat.cpu().numpy().data
+        return
+    yield from _staged(torch, flat, chunk_bytes)
+
+
+def _staged(torch: Any, flat: Any, chunk_bytes: int) -> Iterator[memoryview]:
+    total = flat.numel()
     step = min(total, chunk_bytes)
-    staging = _staging_buffer(torch, step, flat.device)
-    host = staging.numpy()
-    for start in range(0, total, step):
-        n = min(step, total - start)
-        staging[:n].copy_(flat[start : start + n])  # synchronous: the chunk is complete
-        yield host[:n].data
+    starts = range(0, total, step)
+    with _on(torch, flat.device):
+        buffers = [_staging_buffer(torch, step, flat.device) for _ in range(2)]
+        hosts = [b.numpy() for b in buffers]
+        copier = _copier(torch, flat.device)
+
+        def issue(index: int) -> Any:
+            start = starts[index]
+            n = min(step, total - start)
+            return copier.copy(buffers[index % 2][:n], flat[start : start + n])
+
+        pending = issue(0)
+        try:
+            for index, start in enumerate(starts):
+                copier.wait(pending)
+                pending = None
+                if index + 1 < len(starts):
+                    # the other buffer's chunk was consumed before this one was asked for
+                    pending = issue(index + 1)
+                yield hosts[index % 2][: min(step, total - start)].data
+        finally:
+            if pending is not None:  # the consumer stopped early: let the copy land
+                copier.wait(pending)
+
+
+class SyncCopier:
+    """Blocking copies (the CPU, and devices without an asynchronous path here)."""
+
+    def copy(self, dst: Any, src: Any) -> Any:
+        dst.copy_(src)
+        return None
+
+    def wait(self, token: Any) -> None:
+        pass
+
+
+class CudaCopier:
+    """Copies issued on the device's current stream without blocking the host; an event
+    recorded after each one tells when its memory may be read or reused."""
+
+    def __init__(self, torch: Any, device: Any) -> None:
+        self._torch = torch
+        self._stream = torch.cuda.current_stream(device)
+
+    def copy(self, dst: Any, src: Any) -> Any:
+        dst.copy_(src, non_blocking=True)
+        event = self._torch.cuda.Event()
+        event.record(self._stream)
+        return event
+
+    def wait(self, token: Any) -> None:
+        if token is not None:
+            token.synchronize()
+
+
+def _copier(torch: Any, device: Any) -> Any:
+    return CudaCopier(torch, device) if device.type == "cuda" else SyncCopier()
+
+
+@contextmanager
+def _on(torch: Any, device: Any) -> Iterator[None]:
+    """Make ``device`` current for CUDA (streams and events belong to one device)."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            yield
+    else:
+        yield
 
 
 def _staging_buffer(torch: Any, nbytes: int, device: Any) -> Any:

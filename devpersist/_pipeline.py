@@ -1,0 +1,171 @@
+"""Overlapped, chunked movement of large arrays between a file and memory.
+
+Reading and writing a file release the GIL; checksumming with xxhash does not; a device
+copy runs on the device's copy engine once issued. So a large array moves in chunks,
+and while one worker thread reads the next chunk (or writes this one), the calling
+thread checksums this chunk and issues its device copy:
+
+- **save**: the writer hands each chunk to the worker and hashes it meanwhile; the
+  producer of a device array has already started copying the next chunk into its other
+  staging buffer (see ``arrays/_torch.py``);
+- **load to host memory**: the worker reads chunk i+1 straight into the destination while
+  chunk i is hashed;
+- **load to a device**: the worker reads chunk i+1 into one staging buffer while chunk i,
+  in the other, is hashed and copied up; a buffer is refilled only once its copy is done.
+
+Host memory is bounded by the staging buffers, whatever the array's size. Arrays under
+``PIPELINE_BYTES`` move in one piece: a thread handoff would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import xxhash
+
+#: Arrays (and chunks) smaller than this are moved without the worker thread.
+PIPELINE_BYTES = 8 * 2**20
+#: The size of one pipelined read.
+READ_CHUNK = 16 * 2**20
+
+
+class Worker:
+    """One background thread for file reads and writes, started on first use.
+
+    With ``enabled=False`` (a source that holds the GIL while copying, such as a
+    buffer), work runs inline and nothing overlaps.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        if not self.enabled:
+            done: Future[Any] = Future()
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:
+                done.set_exception(exc)
+            return done
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="devpersist-io")
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_hashed(write: Callable[[Any], Any], chunk: Any, hasher: Any, worker: Worker) -> int:
+    """Write ``chunk`` and feed it to ``hasher``, overlapped for a large chunk; its size.
+
+    Returns once both are done, so the caller may then reuse the chunk's memory.
+    """
+    view = memoryview(chunk)
+    size = view.nbytes
+    if size < PIPELINE_BYTES or not worker.enabled:
+        hasher.update(view)
+        write(view)
+        return size
+    pending = worker.submit(write, view)
+    try:
+        hasher.update(view)
+    finally:
+        pending.result()  # never leave the worker writing memory the caller may reuse
+    return size
+
+
+def read_hashed(
+    readinto: Callable[[int, memoryview], None],
+    offset: int,
+    out: memoryview,
+    worker: Worker,
+    chunk: int = READ_CHUNK,
+) -> int:
+    """Fill ``out`` with the bytes at ``offset``; the xxh3-64 digest of what was read."""
+    out = out.cast("B") if out.format != "B" or out.ndim != 1 else out
+    total = out.nbytes
+    if total < PIPELINE_BYTES or not worker.enabled:
+        readinto(offset, out)
+        return int(xxhash.xxh3_64_intdigest(out))
+    hasher = xxhash.xxh3_64()
+    starts = range(0, total, chunk)
+    readinto(offset, out[: min(chunk, total)])
+    for start in starts:
+        end = min(start + chunk, total)
+        pending = None
+        if end < total:
+            stop = min(end + chunk, total)
+            pending = worker.submit(readinto, offset + end, out[end:stop])
+        try:
+            hasher.update(out[start:end])
+        finally:
+            if pending is not None:
+                pending.result()
+    return int(hasher.intdigest())
+
+
+def read_staged(
+    readinto: Callable[[int, memoryview], None],
+    offset: int,
+    length: int,
+    buffers: Sequence[memoryview],
+    consume: Callable[[int, int, int], Any],
+    wait: Callable[[Any], None],
+    worker: Worker,
+) -> int:
+    """Stream ``length`` bytes at ``offset`` through the staging ``buffers``, in order.
+
+    For each chunk, ``consume(start, slot, size)`` is called once ``buffers[slot][:size]``
+    holds the bytes ``start:start + size``; it returns a token (a device event, say) or
+    None. ``wait(token)`` must return only when the chunk's memory may be overwritten:
+    the buffer is refilled after that, and every token is waited on before returning.
+    Returns the xxh3-64 digest of the bytes read.
+    """
+    slots = len(buffers)
+    size = buffers[0].nbytes
+    if slots < 2 or size < 1 or any(b.nbytes != size for b in buffers):
+        raise ValueError("read_staged needs two or more non-empty buffers of one size")
+    hasher = xxhash.xxh3_64()
+    tokens: list[Any] = [None] * slots
+
+    def fill(index: int) -> memoryview:
+        start = index * size
+        view = buffers[index % slots][: min(size, length - start)]
+        readinto(offset + start, view)
+        return view
+
+    count = -(-length // size)
+    try:
+        view = fill(0) if count else None
+        for index in range(count):
+            assert view is not None
+            slot = index % slots
+            pending = None
+            if index + 1 < count:
+                following = (index + 1) % slots
+                if tokens[following] is not None:
+                    wait(tokens[following])
+                    tokens[following] = None
+                pending = worker.submit(fill, index + 1)
+            try:
+                hasher.update(view)
+                tokens[slot] = consume(index * size, slot, view.nbytes)
+            finally:
+                if pending is not None:
+                    view = pending.result()
+    finally:
+        for token in tokens:
+            if token is not None:
+                wait(token)
+    return int(hasher.intdigest())
