@@ -418,8 +418,10 @@ def load(
         Raise :class:`VersionMismatchError` instead of warning when the file's library
         versions break the compatibility policy.
     mmap : bool
-        For a path: host numpy arrays (uncompressed, full precision) become read-only
-        views of the memory-mapped file; nothing is read until the data is touched.
+        For a path: host arrays (uncompressed, full precision) are built over the
+        memory-mapped file, and nothing is read until the data is touched. numpy arrays
+        are read-only views; torch CPU tensors are copy-on-write (writes stay in memory,
+        never reaching the file).
     verify : bool, optional
         Verify array checksums. Default: True, except for memory-mapped arrays, which
         would have to be read in full (use ``devpersist.verify`` for those files).
