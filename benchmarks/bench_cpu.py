@@ -11,7 +11,12 @@ Prints a markdown report on stdout (progress goes to stderr). Cases:
 2. a RandomForestClassifier(n_estimators=50) fitted on 2000x20: the same;
 3. a "large" model (a dict of float64 arrays, 256 MiB in all, plus a fitted Ridge):
    save to a file and load from it, as throughput;
-4. peak RSS of saving and of loading case 3, each in a fresh subprocess.
+4. peak RSS of saving and of loading case 3, each in a fresh subprocess;
+5. memory-mapped and compressed: (a) ``load(mmap=True)`` of 2 GiB of float32 (numpy
+   arrays, torch CPU tensors; ``torch.load(mmap=True)`` as a peer), then touching all the
+   mapped data, against the page-cache read speed; (b) save and load throughput with
+   ``compress="zstd" | "lz4" | "zlib"`` (and joblib's zlib and lz4) on 256 MiB of float32,
+   random and compressible.
 
 Needs: ``pip install -e ".[bench]"`` (joblib, skops, safetensors, psutil) and torch.
 """
@@ -55,8 +60,26 @@ from _util import (
 
 SEED = 0
 N_LARGE_ARRAYS = 4
-FULL = dict(small_repeat=7, small_min_s=0.2, large_mib=256, large_repeat=7)
-QUICK = dict(small_repeat=3, small_min_s=0.02, large_mib=32, large_repeat=2)
+FULL = dict(
+    small_repeat=7,
+    small_min_s=0.2,
+    large_mib=256,
+    large_repeat=7,
+    mmap_mib=2048,
+    mmap_repeat=5,
+    compress_mib=256,
+    compress_repeat=3,
+)
+QUICK = dict(
+    small_repeat=3,
+    small_min_s=0.02,
+    large_mib=32,
+    large_repeat=2,
+    mmap_mib=64,
+    mmap_repeat=2,
+    compress_mib=32,
+    compress_repeat=2,
+)
 
 
 # --------------------------------------------------------------------------- objects
@@ -541,6 +564,355 @@ def memory_markdown(res: dict[str, Any]) -> str:
     return md_table(header, rows)
 
 
+# --------------------------------------------------------------------------- case 5a: mmap
+
+SPARSE_ZEROS = 0.9  # the compressible data kind: this fraction of zeros
+
+
+def make_float32_arrays(size_mib: int, kind: str = "normal") -> dict[str, np.ndarray]:
+    """``size_mib`` MiB of float32 in ``N_LARGE_ARRAYS`` C-contiguous 2-d arrays.
+
+    ``kind``: "normal", standard normal values (hard to compress); "sparse", the same
+    with ``SPARSE_ZEROS`` of them, at random positions, set to zero (like a pruned layer).
+    """
+    per = size_mib * MiB // 4 // N_LARGE_ARRAYS
+    rng = np.random.default_rng(SEED)
+    out = {}
+    for i in range(N_LARGE_ARRAYS):
+        a = rng.standard_normal(per, dtype=np.float32)
+        if kind == "sparse":
+            a[rng.random(per, dtype=np.float32) < SPARSE_ZEROS] = 0
+        out[f"w{i}"] = a.reshape(-1, 1024)
+    return out
+
+
+def read_into(path: str, buf: np.ndarray) -> int:
+    """Read the file's bytes into the front of ``buf`` with ``readinto`` (unbuffered);
+    a loop, since Linux returns at most 2 GiB - 4 KiB per read."""
+    view = memoryview(buf).cast("B")
+    done = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(view[done:])
+            if not n:
+                return done
+            done += n
+
+
+def sum_all(arrays: dict[str, Any]) -> None:
+    """Touch every byte: ``arr.sum()`` per numpy array, ``t.sum()`` per torch tensor."""
+    for a in arrays.values():
+        a.sum()
+
+
+def _equal(got: Any, expected: np.ndarray) -> bool:
+    got = got.numpy() if hasattr(got, "numpy") else got
+    return bool(np.array_equal(got, expected))
+
+
+def bench_mmap(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Memory-mapped loads of a file hot in the page cache: the time until ``load``
+    returns, then the time to touch (sum) all the mapped data, against summing the same
+    arrays in memory and against reading the file's bytes (page-cache speed)."""
+    import devpersist
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    arrays = make_float32_arrays(cfg["mmap_mib"])
+    nbytes = sum(a.nbytes for a in arrays.values())
+    model = make_ridge()[0]
+    paths = {"devpersist numpy": os.path.join(workdir, "mmap_numpy.dvp")}
+    log("  mmap: saving")
+    devpersist.dump({"arrays": arrays, "model": model}, paths["devpersist numpy"])
+    # name -> (load() -> dict of arrays, the arrays in memory it is compared with)
+    loaders: dict[str, tuple[Callable[[], dict[str, Any]], dict[str, Any]]] = {
+        "devpersist numpy": (
+            lambda: devpersist.load(paths["devpersist numpy"], mmap=True)["arrays"],
+            arrays,
+        )
+    }
+    in_memory: dict[str, dict[str, Any]] = {"numpy": arrays}
+    if torch is not None:
+        tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}  # no copy
+        in_memory["torch"] = tensors
+        paths["devpersist torch"] = os.path.join(workdir, "mmap_torch.dvp")
+        paths["torch.load"] = os.path.join(workdir, "mmap_torch.pt")
+        devpersist.dump({"arrays": tensors, "model": model}, paths["devpersist torch"])
+        torch.save(tensors, paths["torch.load"])
+        loaders["devpersist torch"] = (
+            lambda: devpersist.load(paths["devpersist torch"], mmap=True)["arrays"],
+            tensors,
+        )
+        loaders["torch.load"] = (
+            lambda: torch.load(paths["torch.load"], mmap=True, weights_only=True),
+            tensors,
+        )
+    os.sync()  # no writeback of these files during the timings
+    sizes = {name: os.path.getsize(p) for name, p in paths.items()}
+    ref_path = paths["devpersist numpy"]
+    # preallocated and already faulted in: the reference read pays only the copy
+    buf = np.empty(max(sizes.values()), dtype=np.uint8)
+    buf.fill(0)
+    for p in paths.values():  # into the page cache (hot from here on)
+        read_into(p, buf)
+
+    for name, (load, _) in loaders.items():  # check before timing (reads every byte)
+        got = load()
+        for k, v in arrays.items():
+            assert _equal(got[k], v), f"mmap {name}: array {k} differs"
+        if name == "devpersist numpy" and any(a.flags.writeable for a in got.values()):
+            log("  mmap: warning: devpersist returned writeable arrays (not mapped?)")
+        del got
+    gc.collect()
+
+    times: dict[str, list[float]] = {"read": []}
+    times.update({f"sum {k}": [] for k in in_memory})
+    for name in loaders:
+        times[f"{name} load"] = []
+        times[f"{name} touch"] = []
+    rounds = cfg["mmap_repeat"] + 1
+    for r in range(rounds):
+        log(f"  mmap: round {r}/{cfg['mmap_repeat']}" + (" (warm-up)" if r == 0 else ""))
+        gc.collect()
+        timed = {"read": time_once(lambda b=buf: read_into(ref_path, b))}
+        for k, arrs in in_memory.items():
+            timed[f"sum {k}"] = time_once(lambda a=arrs: sum_all(a))
+        for name, (load, _) in loaders.items():
+            holder: list[Any] = []  # a fresh mapping each round; freed after the timings
+            timed[f"{name} load"] = time_once(lambda h=holder, ld=load: h.append(ld()))
+            timed[f"{name} touch"] = time_once(lambda h=holder: sum_all(h[0]))
+            holder.clear()
+            gc.collect()
+        if r:
+            for k, t in timed.items():
+                times[k].append(t)
+    for p in paths.values():
+        os.remove(p)
+    return {
+        "nbytes": nbytes,
+        "sizes": sizes,
+        "times": times,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+    }
+
+
+def mmap_markdown(res: dict[str, Any]) -> str:
+    nbytes, times, sizes = res["nbytes"], res["times"], res["sizes"]
+    read_bytes = sizes["devpersist numpy"]
+    ref_speed = read_bytes / median(times["read"])
+
+    def row(label: str, key: str, nb: int | None) -> list[str]:
+        t = times[key]
+        med, best = median(t), min(t)
+        if nb is None:  # nothing read: a time, not a throughput
+            return [label, f"{med * 1e3:,.1f}", f"{best * 1e3:,.1f}", "—", "—", "—"]
+        return [
+            label,
+            f"{med * 1e3:,.1f}",
+            f"{best * 1e3:,.1f}",
+            f"{nb / med / GB:.2f}",
+            f"{nb / best / GB:.2f}",
+            fmt_ratio(nb / med / ref_speed),
+        ]
+
+    rows = [
+        row(
+            "reference: `f.readinto` of the devpersist file into a preallocated numpy buffer "
+            "(page-cache read)",
+            "read",
+            read_bytes,
+        ),
+        row("reference: `arr.sum()` of the numpy arrays already in memory", "sum numpy", nbytes),
+        row(
+            "devpersist `load(path, mmap=True)`, numpy arrays: until it returns",
+            "devpersist numpy load",
+            None,
+        ),
+        row("… then `arr.sum()` of every mapped array", "devpersist numpy touch", nbytes),
+    ]
+    if "sum torch" in times:
+        threads = res["torch_threads"]
+        rows += [
+            row(
+                f"reference: `t.sum()` of the torch tensors already in memory ({threads} threads)",
+                "sum torch",
+                nbytes,
+            ),
+            row(
+                "devpersist `load(path, mmap=True)`, torch CPU tensors: until it returns",
+                "devpersist torch load",
+                None,
+            ),
+            row("… then `t.sum()` of every mapped tensor", "devpersist torch touch", nbytes),
+            row(
+                "peer: `torch.load(mmap=True, weights_only=True)` of a `torch.save` file: "
+                "until it returns",
+                "torch.load load",
+                None,
+            ),
+            row("… then `t.sum()` of every mapped tensor", "torch.load touch", nbytes),
+        ]
+    header = [
+        "operation",
+        "median (ms)",
+        "min (ms)",
+        "GB/s (median)",
+        "GB/s (best)",
+        "speed vs page-cache read (median)",
+    ]
+    return md_table(header, rows)
+
+
+# --------------------------------------------------------------------------- case 5b: compression
+
+
+def _codec_label(compress: str | None) -> str:
+    if compress is None:
+        return "devpersist (no compression)"
+    try:
+        from devpersist._codecs import parse_compress
+
+        level = parse_compress(compress)[1]  # type: ignore[index]
+        return f'devpersist `compress="{compress}"` (level {level})'
+    except (ImportError, AttributeError, TypeError):
+        return f'devpersist `compress="{compress}"`'
+
+
+def compress_tools() -> tuple[dict[str, dict[str, Callable]], list[str]]:
+    """name -> {save(obj, open_file), load(open_file)}; and the rows left out, why."""
+    from importlib.util import find_spec
+
+    import joblib
+
+    import devpersist
+
+    has = {"zstd": find_spec("zstandard") is not None, "lz4": find_spec("lz4") is not None}
+    tools: dict[str, dict[str, Callable]] = {}
+    skipped = []
+    for c in (None, "zstd", "lz4", "zlib"):
+        if c is not None and not has.get(c, True):
+            skipped.append(f"devpersist {c} (package missing)")
+            continue
+        tools[_codec_label(c)] = dict(
+            save=lambda obj, f, c=c: devpersist.dump(obj, f, compress=c), load=devpersist.load
+        )
+    for codec, level in (("zlib", 3), ("lz4", 3)):
+        if not has.get(codec, True):
+            skipped.append(f"joblib {codec} (package missing)")
+            continue
+        tools[f'joblib `compress=("{codec}", {level})`'] = dict(
+            save=lambda obj, f, c=(codec, level): joblib.dump(obj, f, compress=c),
+            load=joblib.load,
+        )
+    return tools, skipped
+
+
+def bench_compress(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Save to and load from an open file object with each codec, for two data kinds."""
+    tools, skipped = compress_tools()
+    paths = {name: os.path.join(workdir, f"compress{i}.bin") for i, name in enumerate(tools)}
+    model = make_ridge()[0]
+    out: dict[str, Any] = {"skipped": skipped, "kinds": {}}
+
+    def fresh(path: str) -> Callable[[], None]:
+        def before() -> None:
+            if os.path.exists(path):
+                os.remove(path)
+            os.sync()
+
+        return before
+
+    def save(t: dict[str, Callable], obj: Any, path: str) -> None:
+        with open(path, "wb") as f:
+            t["save"](obj, f)
+
+    def load(t: dict[str, Callable], path: str) -> Any:
+        with open(path, "rb") as f:
+            return t["load"](f)
+
+    for kind in ("normal", "sparse"):
+        obj = {"arrays": make_float32_arrays(cfg["compress_mib"], kind), "model": model}
+        nbytes = sum(a.nbytes for a in obj["arrays"].values())
+        saves: dict[str, list[float]] = {name: [] for name in tools}
+        loads: dict[str, list[float]] = {name: [] for name in tools}
+        rounds = cfg["compress_repeat"] + 1
+        for r in range(rounds):  # interleaved across tools; round 0 is a warm-up
+            log(
+                f"  compress ({kind}): save round {r}/{cfg['compress_repeat']}"
+                + (" (warm-up)" if r == 0 else "")
+            )
+            gc.collect()
+            for name, t in tools.items():
+                took = time_once(
+                    lambda t=t, p=paths[name], o=obj: save(t, o, p), fresh(paths[name])
+                )
+                if r:
+                    saves[name].append(took)
+        sizes = {name: os.path.getsize(p) for name, p in paths.items()}
+        for name, t in tools.items():
+            _check_loaded(name, load(t, paths[name]), obj)
+        for r in range(rounds):
+            log(
+                f"  compress ({kind}): load round {r}/{cfg['compress_repeat']}"
+                + (" (warm-up)" if r == 0 else "")
+            )
+            gc.collect()
+            for name, t in tools.items():
+                holder: list[Any] = []
+                took = time_once(lambda t=t, p=paths[name], h=holder: h.append(load(t, p)))
+                if r:
+                    loads[name].append(took)
+                holder.clear()
+        out["kinds"][kind] = {"nbytes": nbytes, "save": saves, "load": loads, "size": sizes}
+        del obj
+    for p in paths.values():
+        if os.path.exists(p):
+            os.remove(p)
+    return out
+
+
+def compress_markdown(res: dict[str, Any]) -> str:
+    header = [
+        "tool",
+        "save median (s)",
+        "save GB/s (median)",
+        "save GB/s (best)",
+        "file / data",
+        "load median (s)",
+        "load GB/s (median)",
+        "load GB/s (best)",
+    ]
+    titles = {
+        "normal": "random standard normal float32 (hard to compress)",
+        "sparse": f"float32 with {SPARSE_ZEROS:.0%} zeros at random positions, the rest "
+        "standard normal (compressible, like a pruned layer)",
+    }
+    tables = []
+    for kind, r in res["kinds"].items():
+        nbytes = r["nbytes"]
+        rows = []
+        for name in r["save"]:
+            s, lo = r["save"][name], r["load"][name]
+            rows.append(
+                [
+                    name,
+                    f"{median(s):.3f}",
+                    f"{nbytes / median(s) / GB:.2f}",
+                    f"{nbytes / min(s) / GB:.2f}",
+                    f"{r['size'][name] / nbytes:.3f}",
+                    f"{median(lo):.3f}",
+                    f"{nbytes / median(lo) / GB:.2f}",
+                    f"{nbytes / min(lo) / GB:.2f}",
+                ]
+            )
+        tables.append(f"**{titles[kind]}**\n\n" + md_table(header, rows))
+    if res["skipped"]:
+        tables.append("Left out: " + ", ".join(res["skipped"]) + ".")
+    return "\n\n".join(tables)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -558,9 +930,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tmpdir",
         default=None,
-        help="where the large case's files go (default: the system temp dir)",
+        help="where the files of cases 3 to 5 go (default: the system temp dir)",
+    )
+    parser.add_argument(
+        "--mmap-mib",
+        type=int,
+        default=None,
+        help="size of the memory-mapped case 5a in MiB (default 2048, 64 with --quick)",
+    )
+    parser.add_argument(
+        "--compress-mib",
+        type=int,
+        default=None,
+        help="size of the compressed case 5b in MiB (default 256, 32 with --quick)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory case")
+    parser.add_argument("--no-mmap", action="store_true", help="skip case 5a (memory-mapped)")
+    parser.add_argument("--no-compress", action="store_true", help="skip case 5b (compressed)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw timings as JSON")
     parser.add_argument(
         "--memory-child", nargs=3, metavar=("TOOL", "OP", "PATH"), help=argparse.SUPPRESS
@@ -578,6 +964,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.large_mib <= 0 or args.large_mib % 4:
             parser.error("--large-mib must be a positive multiple of 4")
         cfg["large_mib"] = args.large_mib
+    for opt in ("mmap_mib", "compress_mib"):
+        value = getattr(args, opt)
+        if value is not None:
+            if value <= 0:
+                parser.error(f"--{opt.replace('_', '-')} must be positive")
+            cfg[opt] = value
 
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -587,7 +979,8 @@ def main(argv: list[str] | None = None) -> int:
         "# devpersist CPU benchmark\n",
         machine_markdown(info),
         f"\nCommand: `{command}`; repeats: in-memory {cfg['small_repeat']} (each ≥ "
-        f"{cfg['small_min_s']} s of calls), large {cfg['large_repeat']} after a warm-up.\n",
+        f"{cfg['small_min_s']} s of calls), large {cfg['large_repeat']}, memory-mapped "
+        f"{cfg['mmap_repeat']}, compressed {cfg['compress_repeat']}, each after a warm-up.\n",
     ]
     raw: dict[str, Any] = {"machine": info, "config": cfg}
 
@@ -637,6 +1030,41 @@ def main(argv: list[str] | None = None) -> int:
                 'peak: `VmHWM` after it. "Above the data" subtracts the loaded arrays '
                 "themselves. Pages of a memory-mapped file that a loader touches count in "
                 "RSS.\n"
+            )
+        if not (args.no_mmap and args.no_compress):
+            out.append("### 5. Memory-mapped and compressed\n")
+        if not args.no_mmap:
+            log(f"case 5a: memory-mapped load ({cfg['mmap_mib']} MiB)")
+            mm = bench_mmap(cfg, workdir)
+            raw["mmap"] = mm
+            out.append(
+                f"**5a. `load(mmap=True)` of {cfg['mmap_mib']} MiB of float32 "
+                f"({N_LARGE_ARRAYS} arrays, plus a fitted Ridge), then touching all the data; "
+                "file hot in the page cache**\n\n"
+                + mmap_markdown(mm)
+                + "\n\nEvery file was saved once (`devpersist.dump(obj, path)`, `torch.save` "
+                "for the peer, which stores the tensors only), synced, and read once before "
+                "the timings: all reads are from the page cache, not the disk. Each round maps "
+                "the file afresh, so the first touch pays the page faults of the mapping; "
+                "GB/s = 10^9 bytes of array data per second (the reference read counts the "
+                "whole file). Speed vs page-cache read = that row's GB/s / the `readinto` "
+                "row's. numpy sums on one thread; torch sums on its intra-op threads.\n"
+            )
+        if not args.no_compress:
+            log(f"case 5b: compressed save/load ({cfg['compress_mib']} MiB)")
+            comp = bench_compress(cfg, workdir)
+            raw["compress"] = comp
+            out.append(
+                f"**5b. Compressed save / load of {cfg['compress_mib']} MiB of float32 "
+                f"({N_LARGE_ARRAYS} arrays, plus a fitted Ridge) to / from an open file object "
+                f"in `{os.path.dirname(workdir)}`; {os.cpu_count()} cores (`os.cpu_count()`): "
+                "devpersist's zstd compresses on all of them, zlib and lz4 on one**\n\n"
+                + compress_markdown(comp)
+                + "\n\nGB/s = 10^9 bytes of array data (uncompressed) per second, for save "
+                "and load alike; file / data = file size over the array data's size. No "
+                "fsync (files opened by the benchmark); before each save the previous file is "
+                "removed and `os.sync()` runs (untimed). Loads read files hot in the page "
+                "cache. Round 0 of each is an untimed warm-up.\n"
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -63,6 +63,10 @@ def _module(codec: str) -> Any:
 # --------------------------------------------------------------------------- writing
 
 
+#: Input handed to a compressor at a time (its output is held until written).
+COMPRESS_PIECE = 4 * 2**20
+
+
 def compress_chunks(
     chunks: Iterable[memoryview | bytes], codec: str, level: int
 ) -> Iterator[bytes]:
@@ -83,9 +87,12 @@ def compress_chunks(
         comp = mod.LZMACompressor(preset=level)
         flush = comp.flush
     for chunk in chunks:
-        out = comp.compress(chunk)
-        if out:
-            yield out
+        view = memoryview(chunk).cast("B")
+        # small pieces, so that the compressed output held at once stays small too
+        for start in range(0, view.nbytes, COMPRESS_PIECE):
+            out = comp.compress(view[start : start + COMPRESS_PIECE])
+            if out:
+                yield out
     tail = flush()
     if tail:
         yield tail
