@@ -16,8 +16,6 @@ Two independent options of ``dump``:
 from __future__ import annotations
 
 import importlib
-import io
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -141,54 +139,78 @@ def stored_dtype(precision: str) -> np.dtype:
 def decompress_into(codec: str, data: memoryview | bytes, out: memoryview) -> None:
     """Decompress ``data`` into ``out``, which must come out exactly full.
 
-    Output is pulled in bounded reads, so a bomb never makes more than ``out.nbytes``
-    plus one byte of output before it is rejected.
+    Output is bounded as it is made, so a bomb never makes more than ``out.nbytes`` plus
+    a few MiB before it is rejected: zstd decompresses straight into ``out``; zlib and
+    lz4 are fed input in pieces small enough that even their best ratio (about 1032:1
+    and 255:1) cannot overshoot by more than 4 MiB; lzma is asked for 4 MiB at a time.
     """
     mod = _module(codec)
-    source = io.BytesIO(data)
+    target = out.cast("B")
     try:
         if codec == "zstd":
-            reader: Any = mod.ZstdDecompressor().stream_reader(source, read_across_frames=True)
-        elif codec == "lz4":
-            reader = mod.LZ4FrameFile(source, mode="rb")
+            produced, extra = _zstd_into(mod, data, target)
         elif codec == "lzma":
-            reader = mod.LZMAFile(source, mode="rb")
+            produced, extra = _pull_into(mod.LZMADecompressor(), data, target)
         else:
-            reader = _ZlibReader(bytes(data))
-        produced = _drain(reader.read, out.cast("B"))
-        extra = reader.read(1)
+            dec = mod.decompressobj() if codec == "zlib" else mod.LZ4FrameDecompressor()
+            produced, extra = _feed_into(dec, data, target, _RATIO[codec])
     except IntegrityError:
         raise
     except Exception as exc:
         raise IntegrityError(f"{codec} data does not decompress: {exc}") from exc
-    if produced != out.nbytes or extra:
+    if produced != target.nbytes or extra:
         raise IntegrityError(
             f"{codec} data decompresses to a different size than the {out.nbytes} bytes declared"
         )
 
 
 _STEP = 1 << 22
+#: The most output one input byte can make (zlib: 1032; lz4: 255, plus framing slack).
+_RATIO = {"zlib": 1040, "lz4": 256}
 
 
-def _drain(read: Any, target: memoryview) -> int:
+def _zstd_into(mod: Any, data: Any, target: memoryview) -> tuple[int, bool]:
+    reader = mod.ZstdDecompressor().stream_reader(data, read_across_frames=True)
     produced = 0
     while produced < target.nbytes:
-        piece = read(min(_STEP, target.nbytes - produced))
-        if not piece:
+        n = reader.readinto(target[produced : produced + _STEP])
+        if not n:
             break
-        target[produced : produced + len(piece)] = piece
-        produced += len(piece)
-    return produced
+        produced += n
+    return produced, bool(reader.read(1))
 
 
-class _ZlibReader:
-    def __init__(self, data: bytes) -> None:
-        self._dec = zlib.decompressobj()
-        self._tail = data
+def _feed_into(dec: Any, data: Any, target: memoryview, ratio: int) -> tuple[int, bool]:
+    """Feed ``data`` to ``dec`` in pieces sized so that even the codec's best ``ratio``
+    cannot make more than what ``target`` still lacks (or 1 MiB); output beyond
+    ``target`` stops it."""
+    view = memoryview(data).cast("B")
+    produced = start = 0
+    while start < view.nbytes:
+        if dec.eof:
+            return produced, True  # input after the end of the stream
+        piece = min(max((target.nbytes - produced) // ratio, 1 << 12), 1 << 20)
+        chunk = dec.decompress(view[start : start + piece])
+        start += piece
+        end = produced + len(chunk)
+        if end > target.nbytes:
+            return end, False
+        target[produced:end] = chunk
+        produced = end
+    return produced, bool(dec.unused_data) or not dec.eof
 
-    def read(self, n: int) -> bytes:
-        if self._dec.eof:
-            return b""
-        out = self._dec.decompress(self._tail, n)
-        self._tail = self._dec.unconsumed_tail
-        return out
+
+def _pull_into(dec: Any, data: Any, target: memoryview) -> tuple[int, bool]:
+    """Ask ``dec`` (which buffers unconsumed input) for bounded output at a time."""
+    produced = 0
+    chunk = dec.decompress(data, max_length=_STEP)
+    while chunk:
+        end = produced + len(chunk)
+        if end > target.nbytes:
+            return end, False
+        target[produced:end] = chunk
+        produced = end
+        if dec.eof:
+            break
+        chunk = dec.decompress(b"", max_length=_STEP)
+    return produced, bool(dec.unused_data) or not dec.eof

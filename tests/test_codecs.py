@@ -154,3 +154,29 @@ def test_mmap_skips_checksums_unless_asked(tmp_path):
         devpersist.load(path, mmap=True, verify=True)
     with pytest.raises(devpersist.IntegrityError):
         devpersist.load(path)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("kind", ["random", "zeros", "mixed"])
+def test_decompress_into_is_exact_and_rejects_bad_streams(codec, kind):
+    from devpersist._codecs import compress_chunks, decompress_into
+
+    pytest.importorskip({"zstd": "zstandard", "lz4": "lz4"}.get(codec, "zlib"))
+    rng = np.random.default_rng(3)
+    parts = {
+        "random": [rng.integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()],
+        "zeros": [bytes(5_000_000)],
+        "mixed": [rng.integers(0, 256, 700_000, dtype=np.uint8).tobytes(), bytes(4_000_000)],
+    }[kind]
+    raw = b"".join(parts)
+    packed = b"".join(compress_chunks([memoryview(p) for p in parts], codec, 1))
+    out = bytearray(len(raw))
+    decompress_into(codec, memoryview(packed), memoryview(out))
+    assert out == raw
+    truncated, trailing, twice = packed[:-7], packed + b"\x00garbage", packed + packed
+    for data in (truncated, trailing, twice):
+        with pytest.raises(devpersist.IntegrityError):
+            decompress_into(codec, memoryview(data), memoryview(bytearray(len(raw))))
+    for size in (len(raw) - 1, len(raw) + 1):  # declared size off by one either way
+        with pytest.raises(devpersist.IntegrityError, match="size|decompress"):
+            decompress_into(codec, memoryview(packed), memoryview(bytearray(size)))
