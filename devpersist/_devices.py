@@ -172,7 +172,7 @@ class Placement:
         if codec is None:
             container.read_array_into(index, host_bytes(host), worker)
         else:
-            decompress_into(codec, container.read_stored(index), host_bytes(host))
+            decompress_into(codec, container.read_stored(index, worker), host_bytes(host))
         if "precision" in meta:
             host = self._widen(host, meta)
         if library == entry["namespace"]:

@@ -657,12 +657,20 @@ class Container:
             )
         _check_digest(digest, entry, f"array {index}")
 
-    def read_stored(self, index: int) -> memoryview:
+    def read_stored(self, index: int, worker: Worker | None = None) -> memoryview:
         """Array ``index``'s stored (e.g. compressed) bytes, checksum verified."""
         entry = self.arrays[index]
-        data = self.source.read(entry["offset"], entry["length"])
-        _verify(data, entry, f"array {index}")
-        return data
+        if not self.source.overlaps:  # a buffer: a view of it, no copy
+            data = self.source.read(entry["offset"], entry["length"])
+            _verify(data, entry, f"array {index}")
+            return data
+        import numpy as np
+
+        # numpy memory, not a bytearray: large allocations get huge pages (far fewer
+        # page faults), and the read overlaps the checksum
+        buffer = np.empty(entry["length"], dtype=np.uint8)
+        self.read_array_into(index, buffer.data, worker)
+        return buffer.data
 
     def array_view(self, index: int, verify: bool = True) -> memoryview:
         """Array ``index``'s bytes without a copy (buffer sources only)."""
