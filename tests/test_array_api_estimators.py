@@ -1,8 +1,8 @@
 """Array-API-capable scikit-learn estimators fitted on torch tensors and on array-api-strict
 ``device1``: dump, then load to the original device, to the host, and as numpy.
 
-The same tests run on CUDA (marked ``gpu``; they skip without a CUDA device); their output
-on a real GPU is recorded in docs/gpu-test-run.md.
+The same tests run on CUDA (marked ``gpu``; they skip without a CUDA device). They have
+not been run on a GPU yet: docs/benchmarks.md ("Device benchmark: pending") says how.
 """
 
 from __future__ import annotations
