@@ -538,10 +538,12 @@ def verify(
         if names != declared:
             raise IntegrityError("the manifest's list of globals does not match the object graph")
         for index, entry in enumerate(container.arrays):
-            stored = container.read_stored(index)
+            blob = container.stored_blob(index)
             if "codec" in entry:
                 scratch = bytearray(_format.decoded_size(entry))
-                _codecs.decompress_into(entry["codec"], stored, memoryview(scratch))
+                _codecs.decompress_stored(entry["codec"], blob, memoryview(scratch))
+            else:
+                blob.finish()
         return {
             "arrays": len(container.arrays),
             "bytes": source.size,

@@ -136,8 +136,21 @@ def stored_dtype(precision: str) -> np.dtype:
 # --------------------------------------------------------------------------- reading
 
 
-def decompress_into(codec: str, data: memoryview | bytes, out: memoryview) -> None:
-    """Decompress ``data`` into ``out``, which must come out exactly full.
+def decompress_stored(codec: str, blob: Any, out: memoryview) -> None:
+    """Decompress a :class:`~devpersist._format.StoredBlob` into ``out`` as it is read,
+    then check the blob's checksum. A corrupted blob is reported as such (a checksum
+    mismatch) even when the decompressor is the first to notice something wrong."""
+    try:
+        decompress_into(codec, blob, out)
+    except IntegrityError:
+        blob.finish()  # raises the checksum mismatch if that is the cause
+        raise
+    blob.finish()
+
+
+def decompress_into(codec: str, data: Any, out: memoryview) -> None:
+    """Decompress ``data`` (a buffer, or an iterable of buffers consumed in order) into
+    ``out``, which must come out exactly full.
 
     Output is bounded as it is made, so a bomb never makes more than ``out.nbytes`` plus
     a few MiB before it is rejected: zstd decompresses straight into ``out``; zlib and
@@ -146,14 +159,15 @@ def decompress_into(codec: str, data: memoryview | bytes, out: memoryview) -> No
     """
     mod = _module(codec)
     target = out.cast("B")
+    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     try:
         if codec == "zstd":
-            produced, extra = _zstd_into(mod, data, target)
+            produced, extra = _zstd_into(mod, pieces, target)
         elif codec == "lzma":
-            produced, extra = _pull_into(mod.LZMADecompressor(), data, target)
+            produced, extra = _pull_into(mod.LZMADecompressor(), pieces, target)
         else:
             dec = mod.decompressobj() if codec == "zlib" else mod.LZ4FrameDecompressor()
-            produced, extra = _feed_into(dec, data, target, _RATIO[codec])
+            produced, extra = _feed_into(dec, pieces, target, _RATIO[codec])
     except IntegrityError:
         raise
     except Exception as exc:
@@ -169,48 +183,74 @@ _STEP = 1 << 22
 _RATIO = {"zlib": 1040, "lz4": 256}
 
 
-def _zstd_into(mod: Any, data: Any, target: memoryview) -> tuple[int, bool]:
-    reader = mod.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+class _PieceFile:
+    """A read-only file over an iterable of buffers (zstd's stream reader pulls)."""
+
+    def __init__(self, pieces: Iterable[Any]) -> None:
+        self._pieces = iter(pieces)
+        self._current = memoryview(b"")
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._current.nbytes:
+            following = next(self._pieces, None)
+            if following is None:
+                return b""
+            self._current = memoryview(following).cast("B")
+        taken = self._current if n < 0 else self._current[:n]
+        self._current = self._current[taken.nbytes :]
+        return bytes(taken)  # a copy: the piece's memory is reused once consumed
+
+
+def _zstd_into(mod: Any, pieces: Iterable[Any], target: memoryview) -> tuple[int, bool]:
+    source = _PieceFile(pieces)
+    reader = mod.ZstdDecompressor().stream_reader(
+        source, read_size=1 << 20, read_across_frames=True
+    )
     produced = 0
     while produced < target.nbytes:
         n = reader.readinto(target[produced : produced + _STEP])
         if not n:
             break
         produced += n
-    return produced, bool(reader.read(1))
+    return produced, bool(reader.read(1)) or bool(source.read(1))
 
 
-def _feed_into(dec: Any, data: Any, target: memoryview, ratio: int) -> tuple[int, bool]:
-    """Feed ``data`` to ``dec`` in pieces sized so that even the codec's best ``ratio``
+def _feed_into(dec: Any, pieces: Iterable[Any], target: memoryview, ratio: int) -> tuple[int, bool]:
+    """Feed the input to ``dec`` in bits sized so that even the codec's best ``ratio``
     cannot make more than what ``target`` still lacks (or 1 MiB); output beyond
     ``target`` stops it."""
-    view = memoryview(data).cast("B")
-    produced = start = 0
-    while start < view.nbytes:
-        if dec.eof:
-            return produced, True  # input after the end of the stream
-        piece = min(max((target.nbytes - produced) // ratio, 1 << 12), 1 << 20)
-        chunk = dec.decompress(view[start : start + piece])
-        start += piece
-        end = produced + len(chunk)
-        if end > target.nbytes:
-            return end, False
-        target[produced:end] = chunk
-        produced = end
+    produced = 0
+    for data in pieces:
+        view = memoryview(data).cast("B")
+        start = 0
+        while start < view.nbytes:
+            if dec.eof:
+                return produced, True  # input after the end of the stream
+            size = min(max((target.nbytes - produced) // ratio, 1 << 12), 1 << 20)
+            chunk = dec.decompress(view[start : start + size])
+            start += size
+            end = produced + len(chunk)
+            if end > target.nbytes:
+                return end, False
+            target[produced:end] = chunk
+            produced = end
     return produced, bool(dec.unused_data) or not dec.eof
 
 
-def _pull_into(dec: Any, data: Any, target: memoryview) -> tuple[int, bool]:
+def _pull_into(dec: Any, pieces: Iterable[Any], target: memoryview) -> tuple[int, bool]:
     """Ask ``dec`` (which buffers unconsumed input) for bounded output at a time."""
     produced = 0
-    chunk = dec.decompress(data, max_length=_STEP)
-    while chunk:
-        end = produced + len(chunk)
-        if end > target.nbytes:
-            return end, False
-        target[produced:end] = chunk
-        produced = end
+    for data in pieces:
         if dec.eof:
-            break
-        chunk = dec.decompress(b"", max_length=_STEP)
+            return produced, True
+        while True:
+            chunk = dec.decompress(data, max_length=_STEP)
+            data = b""
+            end = produced + len(chunk)
+            if end > target.nbytes:
+                return end, False
+            target[produced:end] = chunk
+            produced = end
+            if dec.eof or dec.needs_input:
+                break
     return produced, bool(dec.unused_data) or not dec.eof

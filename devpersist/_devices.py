@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._codecs import decompress_into, from_bfloat16_bits
+from ._codecs import decompress_stored, from_bfloat16_bits
 from ._exceptions import DeviceError, MissingLibraryError
 from ._format import storage_dtype
 from ._namespaces import TARGET
@@ -172,7 +172,7 @@ class Placement:
         if codec is None:
             container.read_array_into(index, host_bytes(host), worker)
         else:
-            decompress_into(codec, container.read_stored(index, worker), host_bytes(host))
+            decompress_stored(codec, container.stored_blob(index, worker), host_bytes(host))
         if "precision" in meta:
             host = self._widen(host, meta)
         if library == entry["namespace"]:

@@ -27,6 +27,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -40,7 +41,7 @@ from ._exceptions import (
     ResourceLimitError,
     UnsupportedFormatVersionError,
 )
-from ._pipeline import Worker, read_hashed, read_staged, write_hashed
+from ._pipeline import READ_CHUNK, Worker, read_hashed, read_staged, write_hashed
 
 MAGIC = b"\x89DVP\r\n\x1a\n"
 END_MAGIC = b"DVP1END\n"
@@ -657,20 +658,10 @@ class Container:
             )
         _check_digest(digest, entry, f"array {index}")
 
-    def read_stored(self, index: int, worker: Worker | None = None) -> memoryview:
-        """Array ``index``'s stored (e.g. compressed) bytes, checksum verified."""
-        entry = self.arrays[index]
-        if not self.source.overlaps:  # a buffer: a view of it, no copy
-            data = self.source.read(entry["offset"], entry["length"])
-            _verify(data, entry, f"array {index}")
-            return data
-        import numpy as np
-
-        # numpy memory, not a bytearray: large allocations get huge pages (far fewer
-        # page faults), and the read overlaps the checksum
-        buffer = np.empty(entry["length"], dtype=np.uint8)
-        self.read_array_into(index, buffer.data, worker)
-        return buffer.data
+    def stored_blob(self, index: int, worker: Worker | None = None) -> StoredBlob:
+        """Array ``index``'s stored (e.g. compressed) bytes, piece by piece; see
+        :class:`StoredBlob`."""
+        return StoredBlob(self, index, worker)
 
     def array_view(self, index: int, verify: bool = True) -> memoryview:
         """Array ``index``'s bytes without a copy (buffer sources only)."""
@@ -691,6 +682,65 @@ class Container:
         for start, stop in ends:
             if stop > start and any(self.source.read(start, stop - start)):
                 raise IntegrityError(f"non-zero padding bytes at offset {start}")
+
+
+class StoredBlob:
+    """One array's stored bytes, in order, in pieces of at most ``READ_CHUNK`` bytes.
+
+    Iterating yields each piece (a view valid until the next one is asked for) while the
+    worker reads the next one; every piece is hashed on the way. :meth:`finish` reads
+    what was not consumed and raises :class:`~devpersist.IntegrityError` if the checksum
+    does not match, so a consumer that fails on corrupted bytes can report the
+    corruption, not its symptom. Host memory: two pieces, whatever the array's size.
+    """
+
+    def __init__(self, container: Container, index: int, worker: Worker | None) -> None:
+        entry = container.arrays[index]
+        self._entry, self._what = entry, f"array {index}"
+        self._hasher = xxhash.xxh3_64()
+        self._pieces = self._read(container, entry["offset"], entry["length"], worker)
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return self._pieces
+
+    def _read(
+        self, container: Container, offset: int, length: int, worker: Worker | None
+    ) -> Iterator[memoryview]:
+        source = container.source
+        size = min(READ_CHUNK, length)
+        if not source.overlaps or size == 0:  # a buffer: views of it, no copies
+            for start in range(0, length, READ_CHUNK):
+                view = source.read(offset + start, min(READ_CHUNK, length - start))
+                self._hasher.update(view)
+                yield view
+            return
+        import numpy as np  # (numpy memory: huge pages for large pieces)
+
+        count = -(-length // size)
+        buffers = [np.empty(size, dtype=np.uint8).data for _ in range(min(count, 2))]
+
+        def fill(i: int) -> memoryview:
+            start = i * size
+            view = buffers[i % len(buffers)][: min(size, length - start)]
+            source.readinto(offset + start, view)
+            return view
+
+        with _borrowed(worker, container) as w:
+            pending = w.submit(fill, 0)
+            try:
+                for i in range(count):
+                    view = pending.result()
+                    if i + 1 < count:  # into the other buffer, whose piece was consumed
+                        pending = w.submit(fill, i + 1)
+                    self._hasher.update(view)
+                    yield view
+            finally:
+                wait([pending])  # never leave a read running into memory given back
+
+    def finish(self) -> None:
+        for _ in self._pieces:
+            pass
+        _check_digest(self._hasher.intdigest(), self._entry, self._what)
 
 
 def _verify(data: bytes | memoryview, entry: dict[str, Any], what: str) -> None:

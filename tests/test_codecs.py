@@ -173,6 +173,11 @@ def test_decompress_into_is_exact_and_rejects_bad_streams(codec, kind):
     out = bytearray(len(raw))
     decompress_into(codec, memoryview(packed), memoryview(out))
     assert out == raw
+    for size in (1000, 65_537):  # the same input, handed over in pieces
+        pieces = (memoryview(packed)[i : i + size] for i in range(0, len(packed), size))
+        out = bytearray(len(raw))
+        decompress_into(codec, pieces, memoryview(out))
+        assert out == raw
     truncated, trailing, twice = packed[:-7], packed + b"\x00garbage", packed + packed
     for data in (truncated, trailing, twice):
         with pytest.raises(devpersist.IntegrityError):
@@ -180,3 +185,35 @@ def test_decompress_into_is_exact_and_rejects_bad_streams(codec, kind):
     for size in (len(raw) - 1, len(raw) + 1):  # declared size off by one either way
         with pytest.raises(devpersist.IntegrityError, match="size|decompress"):
             decompress_into(codec, memoryview(packed), memoryview(bytearray(size)))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_compressed_arrays_stream_from_files_in_bounded_memory(codec, tmp_path, monkeypatch):
+    pytest.importorskip({"zstd": "zstandard", "lz4": "lz4"}.get(codec, "zlib"))
+    monkeypatch.setattr(_format, "READ_CHUNK", 1 << 20)
+    rng = np.random.default_rng(4)
+    big = rng.integers(0, 256, 24 * 2**20, dtype=np.uint8)  # incompressible: 24 MiB stored
+    big[: 2**20] = 0
+    path = tmp_path / "c.dvp"
+    devpersist.dump(
+        {"big": big, "small": np.arange(5000.0)},
+        path,
+        compress=(codec, 0 if codec != "zlib" else 1),
+    )
+    tracemalloc.start()
+    try:
+        loaded = devpersist.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(loaded["big"], big) and np.array_equal(loaded["small"], np.arange(5000.0))
+    # the array, two 1 MiB pieces and the codec's buffers; not a second copy of the blob
+    assert peak < big.nbytes + 12 * 2**20
+    entry = devpersist.info(path)["arrays"][0]
+    data = bytearray(path.read_bytes())
+    data[entry["offset"] + entry["length"] // 2] ^= 0x40  # in a middle piece
+    path.write_bytes(bytes(data))
+    with pytest.raises(devpersist.IntegrityError, match="checksum"):
+        devpersist.load(path)
+    with pytest.raises(devpersist.IntegrityError, match="checksum"):
+        devpersist.verify(path)

@@ -266,7 +266,7 @@ def test_golden_files_are_intact(sidecar):
             container.check_padding()
             container.graph()
             for i in range(len(container.arrays)):
-                container.read_stored(i)
+                container.stored_blob(i).finish()
 
 
 @pytest.mark.parametrize("sidecar", SIDECARS, ids=lambda p: p.stem)
