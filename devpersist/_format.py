@@ -27,8 +27,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import wait
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -41,7 +40,15 @@ from ._exceptions import (
     ResourceLimitError,
     UnsupportedFormatVersionError,
 )
-from ._pipeline import READ_CHUNK, Worker, read_hashed, read_staged, write_hashed
+from ._pipeline import (
+    PIPELINE_BYTES,
+    READ_CHUNK,
+    Worker,
+    read_hashed,
+    read_staged,
+    staged_reads,
+    write_hashed,
+)
 
 MAGIC = b"\x89DVP\r\n\x1a\n"
 END_MAGIC = b"DVP1END\n"
@@ -707,35 +714,25 @@ class StoredBlob:
         self, container: Container, offset: int, length: int, worker: Worker | None
     ) -> Iterator[memoryview]:
         source = container.source
-        size = min(READ_CHUNK, length)
-        if not source.overlaps or size == 0:  # a buffer: views of it, no copies
+        if not source.overlaps:  # a buffer: views of it, no copies
             for start in range(0, length, READ_CHUNK):
                 view = source.read(offset + start, min(READ_CHUNK, length - start))
                 self._hasher.update(view)
                 yield view
             return
+        if not length:
+            return
         import numpy as np  # (numpy memory: huge pages for large pieces)
 
-        count = -(-length // size)
-        buffers = [np.empty(size, dtype=np.uint8).data for _ in range(min(count, 2))]
-
-        def fill(i: int) -> memoryview:
-            start = i * size
-            view = buffers[i % len(buffers)][: min(size, length - start)]
-            source.readinto(offset + start, view)
-            return view
-
+        size = min(READ_CHUNK, length)
+        buffers = [np.empty(size, dtype=np.uint8).data for _ in range(min(-(-length // size), 2))]
+        if length < PIPELINE_BYTES:
+            worker = Worker(enabled=False)  # small: a thread handoff costs more than it saves
         with _borrowed(worker, container) as w:
-            pending = w.submit(fill, 0)
-            try:
-                for i in range(count):
-                    view = pending.result()
-                    if i + 1 < count:  # into the other buffer, whose piece was consumed
-                        pending = w.submit(fill, i + 1)
-                    self._hasher.update(view)
+            chunks = staged_reads(source.readinto, offset, length, buffers, w, self._hasher)
+            with closing(chunks):
+                for _, _, view in chunks:
                     yield view
-            finally:
-                wait([pending])  # never leave a read running into memory given back
 
     def finish(self) -> None:
         for _ in self._pieces:

@@ -19,8 +19,9 @@ Host memory is bounded by the staging buffers, whatever the array's size. Arrays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from typing import Any
 
 import xxhash
@@ -115,29 +116,29 @@ def read_hashed(
     return int(hasher.intdigest())
 
 
-def read_staged(
+def staged_reads(
     readinto: Callable[[int, memoryview], None],
     offset: int,
     length: int,
     buffers: Sequence[memoryview],
-    consume: Callable[[int, int, int], Any],
-    wait: Callable[[Any], None],
     worker: Worker,
-) -> int:
-    """Stream ``length`` bytes at ``offset`` through the staging ``buffers``, in order.
+    hasher: Any,
+    before_refill: Callable[[int], None] | None = None,
+) -> Generator[tuple[int, int, memoryview], None, None]:
+    """Read ``length`` bytes at ``offset`` into ``buffers`` in turn, chunk by chunk.
 
-    For each chunk, ``consume(start, slot, size)`` is called once ``buffers[slot][:size]``
-    holds the bytes ``start:start + size``; it returns a token (a device event, say) or
-    None. ``wait(token)`` must return only when the chunk's memory may be overwritten:
-    the buffer is refilled after that, and every token is waited on before returning.
-    Returns the xxh3-64 digest of the bytes read.
+    Yields ``(start, slot, view)``: ``view`` is ``buffers[slot]`` holding the bytes
+    ``start:start + view.nbytes``, already fed to ``hasher``, and valid until the next
+    chunk is asked for. The worker reads the next chunk while the caller holds this one;
+    ``before_refill(slot)`` is called first, so a caller whose use of a buffer outlives
+    its turn (an asynchronous device copy) can wait for it. Close the generator (or
+    exhaust it) before giving the buffers back.
     """
     slots = len(buffers)
-    size = buffers[0].nbytes
-    if slots < 2 or size < 1 or any(b.nbytes != size for b in buffers):
-        raise ValueError("read_staged needs two or more non-empty buffers of one size")
-    hasher = xxhash.xxh3_64()
-    tokens: list[Any] = [None] * slots
+    size = buffers[0].nbytes if buffers else 0
+    count = -(-length // size) if size else 0
+    if size < 1 or (count > 1 and slots < 2) or any(b.nbytes != size for b in buffers):
+        raise ValueError("staged reads need two or more non-empty buffers of one size")
 
     def fill(index: int) -> memoryview:
         start = index * size
@@ -145,27 +146,56 @@ def read_staged(
         readinto(offset + start, view)
         return view
 
-    count = -(-length // size)
+    pending = worker.submit(fill, 0) if count else None
     try:
-        view = fill(0) if count else None
         for index in range(count):
-            assert view is not None
-            slot = index % slots
+            assert pending is not None
+            view = pending.result()
             pending = None
             if index + 1 < count:
-                following = (index + 1) % slots
-                if tokens[following] is not None:
-                    wait(tokens[following])
-                    tokens[following] = None
+                if before_refill is not None:
+                    before_refill((index + 1) % slots)
                 pending = worker.submit(fill, index + 1)
-            try:
-                hasher.update(view)
-                tokens[slot] = consume(index * size, slot, view.nbytes)
-            finally:
-                if pending is not None:
-                    view = pending.result()
+            hasher.update(view)
+            yield index * size, index % slots, view
     finally:
-        for token in tokens:
-            if token is not None:
-                wait(token)
+        if pending is not None:  # never leave a read running into memory given back
+            wait([pending])
+
+
+def read_staged(
+    readinto: Callable[[int, memoryview], None],
+    offset: int,
+    length: int,
+    buffers: Sequence[memoryview],
+    consume: Callable[[int, int, int], Any],
+    wait_for: Callable[[Any], None],
+    worker: Worker,
+) -> int:
+    """Stream ``length`` bytes at ``offset`` through the staging ``buffers``, in order.
+
+    For each chunk, ``consume(start, slot, size)`` is called once ``buffers[slot][:size]``
+    holds the bytes ``start:start + size``; it returns a token (a device event, say) or
+    None. ``wait_for(token)`` must return only when the chunk's memory may be
+    overwritten: the buffer is refilled after that, and every token is waited on before
+    returning. Returns the xxh3-64 digest of the bytes read.
+    """
+    if len(buffers) < 2:
+        raise ValueError("staged reads need two or more non-empty buffers of one size")
+    hasher = xxhash.xxh3_64()
+    tokens: list[Any] = [None] * len(buffers)
+
+    def release(slot: int) -> None:
+        if tokens[slot] is not None:
+            wait_for(tokens[slot])
+            tokens[slot] = None
+
+    chunks = staged_reads(readinto, offset, length, buffers, worker, hasher, release)
+    try:
+        with closing(chunks):
+            for start, slot, view in chunks:
+                tokens[slot] = consume(start, slot, view.nbytes)
+    finally:
+        for slot in range(len(tokens)):
+            release(slot)
     return int(hasher.intdigest())
