@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import DeviceError, FormatError, UnsupportedObjectError
-from .._format import storage_dtype
+from .._format import decoded_size, storage_dtype
 from . import _dtypes
 from ._base import ArrayHandler, Encoded, Stream
 
@@ -149,10 +149,7 @@ class TorchHandler(ArrayHandler):
         torch = _torch()
         target = torch.device(entry["device"] if device is None else device)
         stored = storage_dtype(entry["dtype"])
-        count = 1
-        for n in entry["shape"]:
-            count *= n
-        nbytes = count * stored.itemsize
+        nbytes = decoded_size(entry)
         if (
             target.type not in STREAMED
             or nbytes < STREAM_MIN_BYTES
