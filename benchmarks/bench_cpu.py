@@ -82,6 +82,18 @@ QUICK = dict(
 )
 
 
+def _fresh(path: str) -> Callable[[], None]:
+    """Before a timed save: remove the previous file and sync, so that no tool pays for
+    another's dirty pages."""
+
+    def before() -> None:
+        if os.path.exists(path):
+            os.remove(path)
+        os.sync()
+
+    return before
+
+
 # --------------------------------------------------------------------------- objects
 
 
@@ -326,14 +338,6 @@ def bench_files(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
     saves: dict[str, list[float]] = {name: [] for name in tools}
     loads: dict[str, list[float]] = {name: [] for name in tools}
 
-    def fresh(path: str) -> Callable[[], None]:
-        def before() -> None:
-            if os.path.exists(path):
-                os.remove(path)
-            os.sync()  # no tool pays for another's dirty pages
-
-        return before
-
     # Repeats interleaved across tools, so that drift (other load, writeback) is shared;
     # round 0 is an untimed warm-up (first-touch costs: file blocks, imports, caches).
     rounds = cfg["large_repeat"] + 1
@@ -342,7 +346,7 @@ def bench_files(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
         gc.collect()
         for name, t in tools.items():
             took = time_once(
-                lambda t=t, n=name: t["save"](payloads[n], paths[n]), fresh(paths[name])
+                lambda t=t, n=name: t["save"](payloads[n], paths[n]), _fresh(paths[name])
             )
             if r:
                 saves[name].append(took)
@@ -816,14 +820,6 @@ def bench_compress(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
     model = make_ridge()[0]
     out: dict[str, Any] = {"skipped": skipped, "kinds": {}}
 
-    def fresh(path: str) -> Callable[[], None]:
-        def before() -> None:
-            if os.path.exists(path):
-                os.remove(path)
-            os.sync()
-
-        return before
-
     def save(t: dict[str, Callable], obj: Any, path: str) -> None:
         with open(path, "wb") as f:
             t["save"](obj, f)
@@ -846,7 +842,7 @@ def bench_compress(cfg: dict[str, Any], workdir: str) -> dict[str, Any]:
             gc.collect()
             for name, t in tools.items():
                 took = time_once(
-                    lambda t=t, p=paths[name], o=obj: save(t, o, p), fresh(paths[name])
+                    lambda t=t, p=paths[name], o=obj: save(t, o, p), _fresh(paths[name])
                 )
                 if r:
                     saves[name].append(took)
