@@ -19,11 +19,14 @@ from ._exceptions import (
     RemoteStorageError,
     ResourceLimitError,
     UnsupportedFormatVersionError,
+    UnsafeTrustError,
     UnsupportedObjectError,
     UntrustedTypeError,
+    UntrustedTypeWarning,
     VersionMismatchError,
 )
 from ._format import FORMAT_VERSION
+from ._safety import dangerously_trust
 from ._version import __version__
 
 __all__ = [
@@ -40,14 +43,17 @@ __all__ = [
     "RemoteStorageError",
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
+    "UnsafeTrustError",
     "UnsupportedObjectError",
     "UntrustedSourceWarning",
     "UntrustedTypeError",
+    "UntrustedTypeWarning",
     "VersionMismatchError",
     "VersionMismatchWarning",
     "__version__",
     "config_context",
     "convert",
+    "dangerously_trust",
     "dump",
     "dumps",
     "get_untrusted_types",

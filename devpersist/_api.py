@@ -33,9 +33,10 @@ from ._environment import (
 )
 from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchError
 from ._format import BlobSource, Container
-from ._graph import audit, dump_graph, load_graph, scan
+from ._graph import audit, dump_graph, load_graph
 from ._progress import Progress
-from ._safety import check_uses, normalize_trusted, prescreen, resolve, untrusted
+from ._exceptions import UntrustedTypeWarning
+from ._safety import audit_refusals, check_uses, normalize_trusted, prescreen, refused, resolve
 from ._walk import array_paths
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -65,7 +66,9 @@ def _prepare(
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
     blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
-    names = audit(graph, len(refs), limits=False).names  # our own stream: names only
+    audited = audit(graph, len(refs), limits=False)  # our own stream: names and uses
+    names = audited.names
+    _warn_untrusted(audited)
     uses_sklearnex = any(
         m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names
     )
@@ -82,6 +85,22 @@ def _prepare(
     if config is not None:
         metadata["config"] = config
     return graph, blobs, metadata
+
+
+def _warn_untrusted(audited: Any) -> None:
+    """Say at save time, not at load, that a default load will refuse this file."""
+    bad = audit_refusals(audited)  # everything named is imported already: cheap
+    if bad:
+        lines = "".join(f"\n  - {name}: {why}" for name, why in bad.items())
+        warnings.warn(
+            UntrustedTypeWarning(
+                "the saved object refers to names a default devpersist.load refuses:"
+                f"{lines}\nLoading the file will need trusted=[...] for those a reader "
+                "has checked (names on the never list cannot be trusted).",
+                untrusted=bad,
+            ),
+            stacklevel=4,
+        )
 
 
 def _device_name(namespace: str, device: str) -> str:
@@ -293,11 +312,12 @@ def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, Any]:
     if result.called_results:
         from ._graph import _name
 
-        raise UntrustedTypeError(
-            "the object graph calls what a call returned ("
-            + ", ".join(sorted(_name(o) for o in result.called_results))
-            + "): pickle never needs that, and the allowlist only vouches for the names"
-        )
+        raise refused(
+            {_name(o): "the file calls what a call to it returned, which no saved object "
+             "needs (the allowlist vouches for names, not for what they return)"
+             for o in result.called_results},
+            what="uses",
+        )  # fmt: skip
     return graph, result
 
 
@@ -502,14 +522,24 @@ def get_untrusted_types(
     trusted: Iterable[Any] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> list[str]:
-    """The names a file refers to that the allowlist (plus ``trusted``) does not cover.
+    """Exactly the names :func:`load` (with the same ``trusted``) would refuse.
 
-    The object graph is audited, not loaded: nothing from the file is imported or built.
+    The object graph is audited, not loaded: nothing it names is built, and the only
+    modules imported are on the allowlist's fixed list (to check a class). Each refused
+    name's reason is in ``devpersist.load``'s error (``UntrustedTypeError.reasons``).
     """
+    trusted_names = normalize_trusted(trusted)
     with _source(file, storage_options=storage_options, whole=False) as source:
         container = Container.open(source)
-        names = scan(container.graph(), len(container.arrays))
-    return untrusted(names, normalize_trusted(trusted))
+        result = audit(container.graph(), len(container.arrays))
+    return list(_refusals(container, result, trusted_names))
+
+
+def _refusals(container: Container, result: Any, trusted: frozenset[str]) -> dict[str, str]:
+    """Every name load would refuse, with its reason; imports as a load would (fixed list
+    only, under the recorded configuration's environment)."""
+    with _config.environment_for(container.manifest.get("config"), None):
+        return audit_refusals(result, trusted)
 
 
 def verify(
@@ -533,7 +563,8 @@ def verify(
     with _source(file, storage_options=storage_options) as source:
         container = Container.open(source)
         container.check_padding()
-        names = scan(container.graph(), len(container.arrays))
+        result = audit(container.graph(), len(container.arrays))
+        names = result.names
         declared = {tuple(n) for n in container.manifest["globals"]}
         if names != declared:
             raise IntegrityError("the manifest's list of globals does not match the object graph")
@@ -547,5 +578,5 @@ def verify(
         return {
             "arrays": len(container.arrays),
             "bytes": source.size,
-            "untrusted": untrusted(names),
+            "untrusted": list(_refusals(container, result, frozenset())),
         }

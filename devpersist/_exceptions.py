@@ -10,6 +10,7 @@ devpersist::
     │   ├── UnsupportedFormatVersionError      ...a newer format than this devpersist reads
     │   └── IntegrityError                     ...truncated, corrupted or tampered with
     ├── UntrustedTypeError (TypeError)         the file names types outside the allowlist
+    ├── UnsafeTrustError (ValueError)          trusted= names something on the never list
     ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
     ├── DeviceError (RuntimeError)             an array cannot be placed where asked
     ├── MissingLibraryError (ImportError)      the file needs an array library not installed
@@ -17,6 +18,8 @@ devpersist::
     └── RemoteStorageError (OSError)           a URL cannot be read or written
 
     ResourceLimitError (FormatError)           the file exceeds a safety limit (size, depth)
+
+    UntrustedTypeWarning (UserWarning)         a save wrote names a default load refuses
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ __all__ = [
     "RemoteStorageError",
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
+    "UnsafeTrustError",
     "UnsupportedObjectError",
     "UntrustedTypeError",
+    "UntrustedTypeWarning",
     "VersionMismatchError",
 ]
 
@@ -64,13 +69,42 @@ class ResourceLimitError(FormatError):
 class UntrustedTypeError(DevpersistError, TypeError):
     """The file refers to types or functions outside the allowlist.
 
-    ``untrusted`` lists the offending names as ``"module.qualname"`` strings; pass the
-    ones you trust as ``trusted=[...]`` to :func:`devpersist.load`.
+    ``untrusted`` lists the offending names as ``"module.qualname"`` strings and
+    ``reasons`` maps each to why it is refused. A name you have checked can be passed as
+    ``trusted=[...]`` to :func:`devpersist.load` (names on the never list cannot).
     """
 
-    def __init__(self, message: str, untrusted: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        untrusted: list[str] | None = None,
+        reasons: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.untrusted = list(untrusted or [])
+        self.reasons = dict(reasons or {})
+
+
+class UnsafeTrustError(DevpersistError, ValueError):
+    """``trusted=`` names something on the never list (it runs code, reaches the system).
+
+    ``name`` is the entry; :func:`devpersist.dangerously_trust` is the only way to pass it.
+    """
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class UntrustedTypeWarning(UserWarning):
+    """A save wrote a file that a default :func:`devpersist.load` refuses.
+
+    ``untrusted`` maps each name the load would refuse to the reason.
+    """
+
+    def __init__(self, message: str, untrusted: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.untrusted = dict(untrusted or {})
 
 
 class UnsupportedObjectError(DevpersistError, TypeError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import io
 import pickle
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -210,6 +211,44 @@ def _dtype(namespace: Any, name: Any) -> Any:
     return dtype
 
 
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
+
+
+def _zoneinfo(key: Any) -> Any:
+    """``zoneinfo.ZoneInfo(key)``: pickle's own form calls ``getattr(ZoneInfo, "_unpickle")``,
+    which no allowlist should admit. The key names a system time-zone file, so it must
+    be a plain relative zone name (no ``..``, no absolute path)."""
+    if not isinstance(key, str) or len(key) > 255 or not _ZONE_KEY.match(key):
+        raise FormatError("malformed time-zone key")
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise FormatError(f"time zone {key!a} is not available here: {exc}") from None
+
+
+def _reduce_zoneinfo(obj: Any) -> Any:
+    if obj.key is None:  # built from a file object: pickle refuses it too
+        return NotImplemented
+    return _zoneinfo, (obj.key,)
+
+
+def _matrix(array: Any) -> Any:
+    """A ``numpy.matrix`` over an array stored like every other (out of band)."""
+    import numpy as np
+
+    if type(array) is not np.ndarray or array.ndim != 2:
+        raise FormatError("malformed numpy matrix record")
+    return np.asmatrix(array)
+
+
+def _reduce_matrix(obj: Any) -> Any:
+    import numpy as np
+
+    return _matrix, (np.asarray(obj),)
+
+
 def _reduce_torch_dtype(obj: Any) -> Any:
     return _dtype, ("torch", str(obj).removeprefix("torch."))
 
@@ -291,7 +330,11 @@ def _classify(tp: type) -> Callable[[Any], Any] | None:
             return _reduce_numpy_array
         if tp is np.ma.MaskedArray:
             return _reduce_masked_array
+        if tp is np.matrix:
+            return _reduce_matrix
         return None
+    if module == "zoneinfo" and tp.__name__ == "ZoneInfo":
+        return _reduce_zoneinfo
     if module == "torch" and tp.__name__ == "Size":
         return _reduce_torch_size
     if module == "torch" and tp.__name__ == "dtype":

@@ -1,31 +1,34 @@
-"""The allowlist: which globals a file may name, decided before anything is imported.
+"""The allowlist engine: which globals a file may name, decided before anything is imported.
 
-A name is a ``(module, qualname)`` pair as pickle writes it. It is allowed when
+A name is a ``(module, qualname)`` pair as pickle writes it. Its verdict, in order:
 
-1. it is in :data:`EXACT` (builtins containers, numpy dtypes and scalars, scipy sparse
-   formats, devpersist's own constructors...), some mapped to a checking substitute;
-2. it is passed in ``trusted=`` by the caller (never read from the file);
-3. it matches the scikit-learn rule: the module is ``sklearn`` or below, outside
-   :data:`SKLEARN_EXCLUDED`, the name is one plain identifier, and once imported the
-   object is a class defined under ``sklearn``, or a function defined under one of
-   :data:`SKLEARN_FUNCTION_MODULES` (metrics and score functions: pure computation).
+1. malformed strings are refused; names in ``trusted=`` (from the caller, never from the
+   file) are admitted; so are the hand-made entries of :data:`EXACT` (builtins
+   containers, numpy dtypes and scalars, scipy sparse formats, devpersist's own
+   reconstructors...), some mapped to a checking substitute;
+2. names on the never list (:func:`devpersist._rules.never`) are refused;
+3. names of the derived table (:func:`devpersist._rules.derived`: classes,
+   reconstructors, metric functions and ufuncs found in the installed libraries by
+   ``python -m devpersist._derive``) are admitted, and so, by the class rule, is any
+   plain-identifier class of a scikit-learn, sklearnex or daal4py module on that table's
+   fixed list that derives from an estimator or fitted-state base;
+4. everything else is refused, with a reason.
 
-Step 3 is the only one that imports a module before the verdict, and it imports only
-scikit-learn's own modules, which are installed code that the user already runs; the
-strings are checked before that import. Nothing is ever allowed by module wildcard for
-modules that expose code-running callables (``builtins``, ``os``, ``operator``,
-``functools``, ``importlib``...): those are listed name by name or not at all.
+Steps 1-2, and whether step 3 can apply, are decided by the strings alone. Only then is
+a module imported, and only a module on the fixed list: a file cannot make devpersist
+import a module (``sklearnex.__main__``, a test module) by naming it.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-import types
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._exceptions import UntrustedTypeError
+from . import _rules
+from ._exceptions import IntegrityError, UnsafeTrustError, UntrustedTypeError
 
 Name = tuple[str, str]
 
@@ -34,10 +37,62 @@ _MODULE_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*\Z")
 _PLAIN_NAME_RE = re.compile(rf"{_IDENT}\Z")
 
 
+def check_dtype(dtype: Any) -> None:
+    """Refuse a dtype whose state a file could have rewritten (``dtype(...)`` + BUILD).
+
+    The dtype must be what numpy builds from its own public description: no object
+    fields (a field over file bytes is a pointer numpy would follow), fields and
+    sub-arrays inside the item, and state (flags, size, alignment, metadata) equal to
+    the canonical dtype's.
+    """
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype):
+        raise IntegrityError("the object graph has a malformed numpy dtype")
+    try:
+        canonical = _canonical_dtype(dtype, top=True)
+        same = canonical == dtype and canonical.__reduce__()[2] == dtype.__reduce__()[2]
+    except IntegrityError:
+        raise
+    except Exception:
+        same = False
+    if not same:
+        raise IntegrityError(
+            "the object graph holds a numpy dtype whose internal state does not describe "
+            "a dtype numpy would build (rewritten fields, offsets, size or flags)"
+        )
+
+
+def _canonical_dtype(dtype: Any, top: bool = False) -> Any:
+    import numpy as np
+
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return np.dtype((_canonical_dtype(base), shape))
+    if dtype.names is not None:
+        names, formats, offsets, titles = [], [], [], []
+        for name in dtype.names:
+            field = dtype.fields[name]
+            names.append(name)
+            formats.append(_canonical_dtype(field[0]))
+            offsets.append(field[1])
+            titles.append(field[2] if len(field) > 2 else None)
+        spec: dict[str, Any] = {
+            "names": names, "formats": formats, "offsets": offsets, "itemsize": dtype.itemsize
+        }  # fmt: skip
+        if any(t is not None for t in titles):
+            spec["titles"] = titles
+        return np.dtype(spec, align=dtype.isalignedstruct)
+    if dtype.kind == "O" and not top:
+        raise IntegrityError("the object graph holds a numpy dtype with an object field")
+    return np.dtype(dtype.str)
+
+
 def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     """numpy's scalar reconstructor, restricted to plain bytes of a non-object dtype."""
     import numpy as np
 
+    check_dtype(dtype)  # the stream may have rewritten it before this use
     if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
         raise UntrustedTypeError("numpy scalar with an object dtype or non-bytes payload")
     if len(data) != dtype.itemsize:
@@ -50,7 +105,9 @@ def _numpy_dtype(obj: Any, align: Any = False, copy: Any = True) -> Any:
     then BUILD it, which must never reach numpy's shared builtin dtypes."""
     import numpy as np
 
-    return np.dtype(obj, bool(align), True)
+    if not isinstance(obj, str) or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise IntegrityError("the object graph has a malformed numpy dtype")
+    return np.dtype(obj, align, True)
 
 
 _BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
@@ -120,6 +177,10 @@ def _add(
 # absent on purpose, and so are the sized constructors (bytes(n), bytearray(n), list(range(n)))
 # that would let a tiny file allocate unbounded memory; containers have their own opcodes.
 _add("builtins", ["bool", "complex", "float", "int", "object", "slice", "str"])
+# builtin container types as references (``defaultdict(set)``, ``dtype=tuple``); range
+# objects are lazy, so ``range(...)`` may be called.
+_BUILTIN_TYPE_REFS = ["list", "set", "frozenset", "tuple", "dict", "map", "zip", "reversed"]
+_add("builtins", [*_BUILTIN_TYPE_REFS, "range"])
 _add("collections", ["OrderedDict", "defaultdict", "deque", "Counter"])
 _add("datetime", ["date", "datetime", "time", "timedelta", "timezone"])
 
@@ -153,6 +214,8 @@ _NUMPY_TYPES = [
     "datetime64",
     "timedelta64",
     "void",
+    "object_",
+    "matrix",
     "dtype",
     "number",
     "integer",
@@ -261,8 +324,11 @@ _add(
         "_onedal_return_type",
         "_torch_size",
         "_dtype",
+        "_zoneinfo",
+        "_matrix",
     ],
 )
+_add("zoneinfo", ["ZoneInfo"])
 
 # scikit-learn-intelex: its estimators follow the class rule below (module sklearnex);
 # oneDAL's Python estimators and the pybind11 model objects they hold are listed one by
@@ -318,95 +384,13 @@ for _backend in ("onedal._onedal_py_host", "onedal._onedal_py_dpc"):
     for _sub, _names in _ONEDAL_NATIVE.items():
         _add(f"{_backend}.{_sub}" if _sub else _backend, _names)
 
-# scikit-learn: the rule below, plus these non-class helpers.
+# scikit-learn: KD/ball trees and distance metrics rebuild through ``newObj`` (also in
+# the derived table; listed here for their validators and uses).
 _add("sklearn.neighbors._kd_tree", ["newObj"])
 _add("sklearn.neighbors._ball_tree", ["newObj"])
 _add("sklearn.metrics._dist_metrics", ["newObj"])
 
-SKLEARN_EXCLUDED = (
-    "tests",
-    "_testing",
-    "externals",
-    "datasets",
-    "experimental",
-    "conftest",
-    "_build_utils",
-    "__check_build",
-    "parallel",
-    "_joblib",
-    "_show_versions",
-    "discovery",
-    "_repr_html",
-    "fixes",
-    "_config",
-    "estimator_checks",
-    "_test_common",
-    "callback",
-    "_plotting",
-    "sphinxext",
-    "_dispatcher",
-)
-#: A class under the rule must derive from one of these ("module:qualname"): estimators,
-#: and the fitted-state helpers they hold. Their constructors only store what they are
-#: given; a class outside them (a callback that connects to an address in its
-#: ``__setstate__``, say) is refused even though scikit-learn defines it.
-SKLEARN_BASES = (
-    "sklearn.base:BaseEstimator",
-    "sklearn.tree._tree:Tree",
-    "sklearn.tree._criterion:Criterion",
-    "sklearn.tree._splitter:Splitter",
-    "sklearn._loss.loss:BaseLoss",
-    "sklearn._loss._loss:CyLossFunction",
-    "sklearn._loss.link:BaseLink",
-    "sklearn._loss.link:Interval",
-    "sklearn.metrics._scorer:_BaseScorer",
-    "sklearn.metrics._dist_metrics:DistanceMetric",
-    "sklearn.metrics._dist_metrics:DistanceMetric32",
-    "sklearn.gaussian_process.kernels:Kernel",
-    "sklearn.gaussian_process.kernels:Hyperparameter",
-    "sklearn.neighbors._kd_tree:KDTree",
-    "sklearn.neighbors._ball_tree:BallTree",
-    "sklearn.utils._bunch:Bunch",
-    "sklearn.ensemble._hist_gradient_boosting.predictor:TreePredictor",
-    "sklearn.utils._metadata_requests:MetadataRequest",
-    "sklearn.utils._metadata_requests:MethodMetadataRequest",
-    "sklearn.utils._metadata_requests:MetadataRouter",
-    "sklearn.utils._metadata_requests:MethodMapping",
-    "sklearn.cluster._birch:_CFNode",
-    "sklearn.cluster._birch:_CFSubcluster",
-    "sklearn.cluster._bisect_k_means:_BisectingTree",
-    "sklearn.calibration:_CalibratedClassifier",
-    "sklearn.model_selection._split:BaseCrossValidator",
-    "sklearn.model_selection._split:BaseShuffleSplit",
-    "sklearn.model_selection._split:_RepeatedSplits",
-    "sklearn.metrics._scorer:_PassthroughScorer",
-    "sklearn.metrics._scorer:_MultimetricScorer",
-    "sklearn.neural_network._stochastic_optimizers:BaseOptimizer",
-)
-
-
-def _bases() -> tuple[type, ...]:
-    found = []
-    for spec in SKLEARN_BASES:
-        module, _, qualname = spec.partition(":")
-        try:
-            found.append(getattr(importlib.import_module(module), qualname))
-        except (ImportError, AttributeError):  # not in this scikit-learn version
-            continue
-    return tuple(found)
-
-
-_bases_cache: list[tuple[type, ...]] = []
-SKLEARN_FUNCTION_MODULES = (
-    "sklearn.metrics",
-    "sklearn.feature_selection._univariate_selection",
-    "sklearn.feature_selection._mutual_info",
-    "sklearn.cluster._kmeans",
-)
-
-
-#: Packages whose classes the rule admits (sklearnex: scikit-learn-intelex's estimators).
-RULE_PACKAGES = ("sklearn", "sklearnex")
+RULE_PACKAGES = _rules.RULE_PACKAGES
 
 
 # --------------------------------------------------------------------------- uses
@@ -418,7 +402,8 @@ REF, CALL, FRESH = "ref", "call", "fresh"
 #: Types that may only be referenced (``dtype=float``): calling them on file data could
 #: allocate without bound (``numpy.void(2**31)``) or expand shared references (``str``).
 REFERENCE_ONLY = (
-    {("builtins", n) for n in ("bool", "float", "int", "object", "str")}
+    {("builtins", n) for n in ("bool", "float", "int", "object", "str", *_BUILTIN_TYPE_REFS)}
+    | {("zoneinfo", "ZoneInfo")}
     | {("numpy", n) for n in _NUMPY_TYPES}
     | {("numpy.dtypes", f"{t}DType") for t in _DTYPE_NAMES}
 )
@@ -441,7 +426,13 @@ USES: dict[Name, str] = {
     ("devpersist._graph", "_onedal_return_type"): CALL,
     ("devpersist._graph", "_torch_size"): CALL,
     ("devpersist._graph", "_dtype"): CALL,
+    ("devpersist._graph", "_zoneinfo"): CALL,
+    ("devpersist._graph", "_matrix"): CALL,
+    ("builtins", "range"): CALL,
 }
+
+
+_KIND_USE = {"class": FRESH, "reconstructor": FRESH, "function": REF, "ufunc": REF}
 
 
 def use_of(name: Name, obj: Any, trusted: frozenset[str]) -> str:
@@ -453,61 +444,80 @@ def use_of(name: Name, obj: Any, trusted: frozenset[str]) -> str:
         return REF
     if dotted(name) in trusted:
         return FRESH  # the caller vouches for it
+    derived_kind = _rules.derived_kind(*name)
+    if derived_kind is not None:
+        return _KIND_USE[derived_kind]
     return FRESH if isinstance(obj, type) else REF
-
-
-def _sklearn_module_ok(module: str) -> bool:
-    parts = module.split(".")
-    return parts[0] in RULE_PACKAGES and not any(p in SKLEARN_EXCLUDED for p in parts[1:])
-
-
-def _by_sklearn_rule(module: str, name: str) -> Any:
-    """Resolve ``module.name`` under the scikit-learn rule, or return None."""
-    if not _sklearn_module_ok(module) or not _PLAIN_NAME_RE.match(name) or name.startswith("__"):
-        return None
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    own = getattr(obj, "__module__", None)
-    if not isinstance(own, str) or not _sklearn_module_ok(own):
-        return None
-    if isinstance(obj, type):
-        if not _bases_cache:
-            _bases_cache.append(_bases())
-        return obj if issubclass(obj, _bases_cache[0]) else None
-    if own.partition(".")[0] != "sklearn":  # sklearnex: classes only
-        return None
-    if (
-        isinstance(obj, (types.FunctionType, types.BuiltinFunctionType))
-        or type(obj).__name__ == "cython_function_or_method"
-    ):
-        if any(own == m or own.startswith(m + ".") for m in SKLEARN_FUNCTION_MODULES):
-            return obj
-    return None
 
 
 def dotted(name: Name) -> str:
     return f"{name[0]}.{name[1]}"
 
 
-def normalize_trusted(trusted: Iterable[Any] | None) -> frozenset[str]:
-    """``trusted`` entries as ``"module.qualname"`` strings (types and functions too)."""
+# --------------------------------------------------------------------------- trusted=
+
+
+class DangerouslyTrusted(frozenset[str]):
+    """Names trusted although they are on the never list (see :func:`dangerously_trust`)."""
+
+
+def dangerously_trust(*names: Any) -> DangerouslyTrusted:
+    """Mark names for ``trusted=`` that are on the never list (they run code).
+
+    ``load(f, trusted=[dangerously_trust("os.getcwd")])``: a load admits names on the
+    never list (``eval``, ``os.*``, ``subprocess.*``...) only through this function, so
+    a careless ``trusted=get_untrusted_types(f)`` cannot hand a file code execution.
+    Only use it for a file whose author you trust as much as code you run.
+    """
+    return DangerouslyTrusted(_trusted_names(names, dangerous=True))
+
+
+def _trusted_names(items: Iterable[Any], dangerous: bool) -> set[str]:
+    out = set()
+    for item in items:
+        if isinstance(item, DangerouslyTrusted):
+            out |= item
+            continue
+        if isinstance(item, str):
+            name = item
+        elif isinstance(item, tuple) and len(item) == 2 and all(isinstance(p, str) for p in item):
+            name = dotted(item)
+        elif hasattr(item, "__module__") and hasattr(item, "__qualname__"):
+            name = f"{item.__module__}.{item.__qualname__}"
+        else:
+            raise TypeError(
+                f"trusted entries are 'module.qualname' names, types or functions, not {item!r}"
+            )
+        why = None if dangerous else _rules.never(name)
+        if why is not None:
+            raise UnsafeTrustError(
+                f"trusted= names {name!r}, which is on the never list ({why}); pass "
+                f"devpersist.dangerously_trust({name!r}) if you really mean to let the "
+                "file run it",
+                name=name,
+            )
+        out.add(name)
+    return out
+
+
+def normalize_trusted(trusted: Any) -> frozenset[str]:
+    """``trusted`` entries as ``"module.qualname"`` strings (types and functions too).
+
+    Names on the never list raise :class:`UnsafeTrustError` unless they come through
+    :func:`dangerously_trust`.
+    """
     if trusted is None:
         return frozenset()
+    if isinstance(trusted, DangerouslyTrusted):
+        return frozenset(trusted)
+    if isinstance(trusted, bool) or not isinstance(trusted, (str, type, Iterable)):
+        raise TypeError(
+            "trusted= takes a list of 'module.qualname' names, types or functions, not "
+            f"{trusted!r}: there is no trust-everything switch"
+        )
     if isinstance(trusted, (str, type)):
         trusted = [trusted]
-    out = set()
-    for item in trusted:
-        if isinstance(item, str):
-            out.add(item)
-        elif isinstance(item, tuple) and len(item) == 2:
-            out.add(dotted(item))
-        elif hasattr(item, "__module__") and hasattr(item, "__qualname__"):
-            out.add(f"{item.__module__}.{item.__qualname__}")
-        else:
-            raise TypeError(f"trusted entries are names, types or functions, not {item!r}")
-    return frozenset(out)
+    return frozenset(_trusted_names(trusted, dangerous=False))
 
 
 def _resolve_trusted(module: str, name: str) -> Any:
@@ -515,6 +525,9 @@ def _resolve_trusted(module: str, name: str) -> Any:
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+# --------------------------------------------------------------------------- verdicts
 
 
 def _well_formed(name: Any) -> bool:
@@ -527,31 +540,115 @@ def _well_formed(name: Any) -> bool:
     )
 
 
-def untrusted(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> list[str]:
-    """The names outside the allowlist, as sorted ``"module.qualname"`` strings.
+def _label(name: Any) -> str:
+    return dotted(name) if _well_formed(name) else repr(name)
 
-    Only the scikit-learn rule imports anything (scikit-learn's own modules).
-    """
-    return sorted(
-        dotted(n) if _well_formed(n) else repr(n) for n in names if _verdict(n, trusted) is None
+
+def _reason(key: str, **fields: str) -> str:
+    return _rules.REASONS[key].format(**fields)
+
+
+def _rule_candidate(module: str, name: str) -> bool:
+    """The class rule may apply: judged from the strings alone."""
+    return (
+        module.partition(".")[0] in _rules.RULE_PACKAGES
+        and _rules.on_fixed_list(module)
+        and _PLAIN_NAME_RE.match(name) is not None
+        and not name.startswith("__")
     )
 
 
-_rule_cache: dict[Name, Any] = {}
-
-
-def _verdict(name: Name, trusted: frozenset[str]) -> Callable[[], Any] | None:
+def _string_verdict(name: Any, trusted: frozenset[str]) -> str | None:
+    """Why ``name`` is refused by its strings alone (nothing imported), or None."""
     if not _well_formed(name):
+        return _reason("malformed")
+    module, qualname = name
+    label = dotted(name)
+    if label in trusted or name in EXACT:
         return None
+    why = _rules.never(label)
+    if why is not None:
+        return _reason("never", why=why)
+    if _rules.module_forbidden(module):
+        return _reason("not_listed")
+    if _rules.derived_kind(module, qualname) is not None or _rule_candidate(module, qualname):
+        return None
+    if module.partition(".")[0] in _rules.RULE_PACKAGES + ("onedal",):
+        return _reason("module_not_listed", made_from=_rules.made_from())
+    return _reason("not_listed")
+
+
+_verdicts: dict[Name, tuple[Any, str | None]] = {}
+_NOT_FOUND: Any = object()
+
+
+def _import_listed(module: str) -> Any:
+    """Import a module on the fixed list (never anything else)."""
+    if not (_rules.on_fixed_list(module) or any(m == module for m, _ in EXACT)):
+        raise AssertionError(f"{module} is not on the fixed list")  # pragma: no cover
+    return importlib.import_module(module)
+
+
+def _library_verdict(module: str, name: str) -> tuple[Any, str | None]:
+    """Import the (listed) module, then check the object: (object, None) or (None, why)."""
+    try:
+        mod = _import_listed(module)
+    except Exception:  # a listed module that fails to import here is not admitted
+        return None, _reason("not_importable")
+    obj = getattr(mod, name, _NOT_FOUND)
+    if obj is _NOT_FOUND:
+        return None, _reason("missing")
+    kind = _rules.derived_kind(module, name)
+    if kind == "class" or (kind is None and isinstance(obj, type)):
+        own = getattr(obj, "__module__", None)
+        if not isinstance(obj, type) or not isinstance(own, str):
+            return None, _reason("not_estimator")
+        if kind is None:  # the class rule: a class of a listed module, of a listed base
+            if not _rules.on_fixed_list(own) or not issubclass(obj, _rules.bases()):
+                return None, _reason("not_estimator")
+        return obj, None
+    if kind == "ufunc":
+        ufunc = getattr(sys.modules.get("numpy"), "ufunc", None)
+        return (obj, None) if ufunc is not None and isinstance(obj, ufunc) else (None, _reason("missing"))
+    if kind in ("function", "reconstructor") and callable(obj):
+        return obj, None
+    return None, _reason("not_estimator")
+
+
+def verdict(name: Name, trusted: frozenset[str] = frozenset()) -> tuple[Any, str | None]:
+    """``(resolver, None)`` for an admitted name, ``(None, reason)`` for a refused one.
+
+    Only modules on the fixed list (or named in ``trusted``) are imported, and only after
+    the strings passed; verdicts on library names are cached for the process.
+    """
+    why = _string_verdict(name, trusted)
+    if why is not None:
+        return None, why
     resolver = EXACT.get(name)
     if resolver is not None:
-        return resolver
+        return resolver, None
     if dotted(name) in trusted:
-        return lambda: _resolve_trusted(*name)
-    if name not in _rule_cache:
-        _rule_cache[name] = _by_sklearn_rule(*name)
-    obj = _rule_cache[name]
-    return None if obj is None else _const(obj)
+        return (lambda: _resolve_trusted(*name)), None
+    cached = _verdicts.get(name)
+    if cached is None:
+        cached = _verdicts[name] = _library_verdict(*name)
+    obj, why = cached
+    return (None, why) if why is not None else (_const(obj), None)
+
+
+def refusals(names: Iterable[Any], trusted: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Each refused name (``"module.qualname"``) with the reason."""
+    out = {}
+    for name in names:
+        _, why = verdict(name, trusted)
+        if why is not None:
+            out[_label(name)] = why
+    return dict(sorted(out.items()))
+
+
+def untrusted(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> list[str]:
+    """The names outside the allowlist, as sorted ``"module.qualname"`` strings."""
+    return list(refusals(names, trusted))
 
 
 _resolved: dict[tuple[frozenset[Name], frozenset[str]], dict[Name, Any]] = {}
@@ -573,60 +670,86 @@ def resolve(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> dic
 
 
 def _resolve(names: Iterable[Name], trusted: frozenset[str]) -> dict[Name, Any]:
-    names = list(names)
-    verdicts = {n: _verdict(n, trusted) for n in names}
-    bad = sorted(
-        dotted(n) if _well_formed(n) else repr(n) for n, v in verdicts.items() if v is None
-    )
+    verdicts = {n: verdict(n, trusted) for n in names}
+    bad = {_label(n): why for n, (_, why) in verdicts.items() if why is not None}
     if bad:
-        raise _untrusted(bad)
-    return {n: v() for n, v in verdicts.items()}  # type: ignore[misc]
+        raise refused(bad)
+    return {n: resolver() for n, (resolver, _) in verdicts.items()}
 
 
-def _untrusted(bad: list[str]) -> UntrustedTypeError:
+def refused(bad: dict[str, str], what: str = "refers to") -> UntrustedTypeError:
+    """The error for refused names, each with its reason (file strings escaped)."""
+    lines = "".join(f"\n  - {name!a}: {why}" for name, why in sorted(bad.items()))
+    never = [n for n, why in bad.items() if why.startswith("on the never list")]
+    advice = (
+        "Names on the never list cannot be trusted. "
+        if never
+        else ""
+    ) + (
+        "Check each other name yourself before passing it in trusted=[...]; "
+        "docs/security.md says what the allowlist admits and why."
+    )
     return UntrustedTypeError(
-        "the file refers to names outside the allowlist: "
-        + ", ".join(bad)
-        + ". Nothing was loaded. If you trust this file, pass them as trusted=[...]; "
-        "devpersist.get_untrusted_types(file) lists them.",
-        untrusted=bad,
+        f"the file {what} names the allowlist does not admit:{lines}\nNothing was loaded. "
+        + advice,
+        untrusted=sorted(bad),
+        reasons=dict(sorted(bad.items())),
     )
 
 
 def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> None:
     """Reject, by the strings alone, names that no rule could allow (imports nothing)."""
-    bad = sorted(
-        dotted(n) if _well_formed(n) else repr(n)
-        for n in names
-        if not _well_formed(n)
-        or not (
-            n in EXACT
-            or dotted(n) in trusted
-            or (
-                _sklearn_module_ok(n[0])
-                and _PLAIN_NAME_RE.match(n[1])
-                and not n[1].startswith("__")
-            )
-        )
-    )
+    bad = {}
+    for name in names:
+        why = _string_verdict(name, trusted)
+        if why is not None:
+            bad[_label(name)] = why
     if bad:
-        raise _untrusted(bad)
+        raise refused(bad)
+
+
+def use_refusals(
+    called: Iterable[Any],
+    modified: Iterable[Any],
+    approved: dict[Name, Any],
+    trusted: frozenset[str] = frozenset(),
+    called_results: Iterable[Any] = (),
+) -> dict[str, str]:
+    """Approved names the stream uses in ways their rule forbids, with the reason."""
+    bad: dict[str, str] = {}
+    for origin in sorted(called_results, key=str):
+        bad[_label(origin)] = _reason("called_result")
+    for origin in sorted(called, key=str):
+        if origin in approved and use_of(origin, approved[origin], trusted) == REF:
+            why = "could allocate without bound or run what it names"
+            bad[_label(origin)] = _reason("called_reference", why=why)
+    for origin in sorted(modified, key=str):
+        if origin in approved and use_of(origin, approved[origin], trusted) != FRESH:
+            bad.setdefault(_label(origin), _reason("modified"))
+    return bad
 
 
 def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Name, Any],
                trusted: frozenset[str] = frozenset()) -> None:  # fmt: skip
     """Every called global must be a constructor, every modified result a fresh object."""
-    bad = []
-    for origin in sorted(called, key=str):
-        if use_of(origin, approved[origin], trusted) == REF:
-            bad.append(f"calls {dotted(origin)}")
-    for origin in sorted(modified, key=str):
-        if use_of(origin, approved[origin], trusted) != FRESH:
-            bad.append(f"modifies what {dotted(origin)} returns")
+    bad = use_refusals(called, modified, approved, trusted)
     if bad:
-        raise UntrustedTypeError(
-            "the object graph uses allowed names in ways the allowlist forbids: "
-            + "; ".join(bad)
-            + ". Nothing was loaded.",
-            untrusted=[b.split(" ")[-1] if b.startswith("calls") else b.split(" ")[3] for b in bad],
-        )
+        raise refused(bad, what="uses")
+
+
+def audit_refusals(result: Any, trusted: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Everything :func:`devpersist.load` would refuse in an audited stream, with reasons:
+    names, then the uses of the admitted ones (imports only modules on the fixed list)."""
+    bad = refusals(result.names, trusted)
+    approved = {}
+    for name in result.names:
+        resolver, why = verdict(name, trusted)
+        if why is None:
+            try:
+                approved[name] = resolver()
+            except Exception:
+                bad[_label(name)] = _reason("not_importable")
+    bad.update(
+        use_refusals(result.called, result.modified, approved, trusted, result.called_results)
+    )
+    return dict(sorted(bad.items()))

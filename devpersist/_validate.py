@@ -28,6 +28,12 @@ def _children_after_parents(
             raise IntegrityError(f"{what}: a child index points backwards or outside the tree")
 
 
+def _dtype(obj: Any) -> None:
+    from ._safety import check_dtype
+
+    check_dtype(obj)
+
+
 def tree(obj: Any) -> None:
     """sklearn.tree._tree.Tree (decision trees, forests, gradient boosting)."""
     n = obj.node_count
@@ -86,6 +92,9 @@ def binary_tree(obj: Any) -> None:
 #: global name -> (how to hook it, check). "reduce": the global is called and returns
 #: the object; "class": pickle instantiates the class (NEWOBJ) then sets its state.
 VALIDATORS: dict[tuple[str, str], tuple[str, Callable[[Any], None]]] = {
+    # a dtype may be BUILT by the stream (pickle does so for structured and non-native
+    # dtypes): checked after the whole object is built, and at each use in the stream
+    ("numpy", "dtype"): ("reduce", _dtype),
     ("sklearn.tree._tree", "Tree"): ("reduce", tree),
     ("sklearn.neighbors._kd_tree", "newObj"): ("reduce", binary_tree),
     ("sklearn.neighbors._ball_tree", "newObj"): ("reduce", binary_tree),
