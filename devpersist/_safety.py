@@ -432,6 +432,12 @@ USES: dict[Name, str] = {
 }
 
 
+#: The hand-made entries that are functions (references): every other entry of
+#: :data:`EXACT` without a use above is a class (a test checks both).
+EXACT_REFERENCES = frozenset(
+    {("numpy", n) for n in _NUMPY_FUNCTIONS}
+    | {("scipy._lib.array_api_compat.numpy._aliases", "asarray")}
+)
 _KIND_USE = {"class": FRESH, "reconstructor": FRESH, "function": REF, "ufunc": REF}
 
 
@@ -447,6 +453,8 @@ def use_of(name: Name, obj: Any, trusted: frozenset[str]) -> str:
     derived_kind = _rules.derived_kind(*name)
     if derived_kind is not None:
         return _KIND_USE[derived_kind]
+    if name in EXACT:  # hand-made entries not listed above are classes, or references
+        return REF if name in EXACT_REFERENCES else FRESH
     return FRESH if isinstance(obj, type) else REF
 
 
@@ -615,11 +623,16 @@ def _library_verdict(module: str, name: str) -> tuple[Any, str | None]:
     return None, _reason("not_estimator")
 
 
-def verdict(name: Name, trusted: frozenset[str] = frozenset()) -> tuple[Any, str | None]:
+def verdict(
+    name: Name, trusted: frozenset[str] = frozenset(), imports: bool = True
+) -> tuple[Any, str | None]:
     """``(resolver, None)`` for an admitted name, ``(None, reason)`` for a refused one.
 
     Only modules on the fixed list (or named in ``trusted``) are imported, and only after
-    the strings passed; verdicts on library names are cached for the process.
+    the strings passed; verdicts on library names are cached for the process. With
+    ``imports=False`` the derived table is believed without importing its modules (only
+    the class rule, for a name the table lacks, imports the module it needs); the
+    resolver is then None.
     """
     why = _string_verdict(name, trusted)
     if why is not None:
@@ -629,6 +642,8 @@ def verdict(name: Name, trusted: frozenset[str] = frozenset()) -> tuple[Any, str
         return resolver, None
     if dotted(name) in trusted:
         return (lambda: _resolve_trusted(*name)), None
+    if not imports and _rules.derived_kind(*name) is not None:
+        return None, None
     cached = _verdicts.get(name)
     if cached is None:
         cached = _verdicts[name] = _library_verdict(*name)
@@ -739,16 +754,18 @@ def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Na
 
 def audit_refusals(result: Any, trusted: frozenset[str] = frozenset()) -> dict[str, str]:
     """Everything :func:`devpersist.load` would refuse in an audited stream, with reasons:
-    names, then the uses of the admitted ones (imports only modules on the fixed list)."""
-    bad = refusals(result.names, trusted)
-    approved = {}
+    names, then the uses of the admitted ones. Imports nothing for names in the tables
+    (only the class rule imports a module, from the fixed list)."""
+    bad: dict[str, str] = {}
+    approved: dict[Name, Any] = {}
     for name in result.names:
-        resolver, why = verdict(name, trusted)
-        if why is None:
-            try:
-                approved[name] = resolver()
-            except Exception:
-                bad[_label(name)] = _reason("not_importable")
+        resolver, why = verdict(name, trusted, imports=False)
+        if why is not None:
+            bad[_label(name)] = why
+        elif name in EXACT or dotted(name) in trusted or resolver is None:
+            approved[name] = None  # its use is known without the object
+        else:
+            approved[name] = resolver()
     bad.update(
         use_refusals(result.called, result.modified, approved, trusted, result.called_results)
     )

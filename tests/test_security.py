@@ -2099,7 +2099,8 @@ def test_names_are_judged_before_anything_is_imported_in_a_fresh_interpreter(tmp
 
 
 def _uuid_file() -> bytes:
-    return devpersist.dumps({"id": uuid.UUID(int=7), "a": np.arange(3.0)})
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="uuid.UUID"):
+        return devpersist.dumps({"id": uuid.UUID(int=7), "a": np.arange(3.0)})
 
 
 def test_trusted_admits_exactly_the_names_given(guard: Guard):
@@ -2137,9 +2138,10 @@ def test_trusting_one_name_does_not_admit_a_payload_beside_it(guard: Guard):
         H.APPENDS,
     )
     data = H.container(graph, [np.arange(3.0)])
+    trusted = ["uuid.UUID", devpersist.dangerously_trust("os.getcwd", "os.system.x", "os")]
     for via in ("bytes", "path"):
         with pytest.raises(UntrustedTypeError) as info:
-            guard.load(data, via=via, trusted=["uuid.UUID", "os.getcwd", "os.system.x", "os"])
+            guard.load(data, via=via, trusted=trusted)
         assert info.value.untrusted == ["os.system"]
     assert guard.call(devpersist.get_untrusted_types, data, trusted=["uuid.UUID"]) == ["os.system"]
     guard.verify()
@@ -2153,7 +2155,9 @@ def test_trusted_name_is_the_only_thing_that_runs(guard: Guard):
     data = H.container(graph, [np.arange(3.0)])
     with pytest.raises(UntrustedTypeError):
         guard.load(data)
-    loaded = guard.load(data, trusted=["os.getcwd"])
+    with pytest.raises(devpersist.UnsafeTrustError):  # os.* is on the never list
+        guard.load(data, trusted=["os.getcwd"])
+    loaded = guard.load(data, trusted=[devpersist.dangerously_trust("os.getcwd")])
     assert loaded[0] == os.getcwd()
     guard.verify()
 
