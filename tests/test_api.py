@@ -23,7 +23,8 @@ def test_public_api_is_locked():
         "MissingLibraryError", "NotDevpersistError", "RemoteStorageError", "ResourceLimitError",
         "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
-        "UntrustedSourceWarning", "convert",
+        "UntrustedSourceWarning", "convert", "UnsafeTrustError", "UntrustedTypeWarning",
+        "dangerously_trust",
         "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
         "verify",
     }  # fmt: skip
@@ -213,7 +214,8 @@ def foreign_module(tmp_path, monkeypatch):
 
 
 def test_untrusted_types_are_listed_not_imported(foreign_module):
-    data = devpersist.dumps({"m": foreign_module.Custom(np.arange(3.0))})
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="userpkg_dp.Custom"):
+        data = devpersist.dumps({"m": foreign_module.Custom(np.arange(3.0))})
     sys.modules.pop("userpkg_dp")
     assert devpersist.get_untrusted_types(data) == ["userpkg_dp.Custom"]
     assert devpersist.info(data)["arrays"][0]["path"] == "dict['m'].w"
@@ -227,7 +229,8 @@ def test_untrusted_types_are_listed_not_imported(foreign_module):
 
 
 def test_trusted_accepts_types(foreign_module):
-    data = devpersist.dumps(foreign_module.Custom(1))
+    with pytest.warns(devpersist.UntrustedTypeWarning):
+        data = devpersist.dumps(foreign_module.Custom(1))
     assert devpersist.loads(data, trusted=[foreign_module.Custom]).w == 1
 
 
