@@ -23,7 +23,8 @@ Two passes find the reconstructors:
    pattern, and oneDAL's classes, which share no base).
 
 numpy and scipy.special ufuncs are recorded under the module and name pickle writes
-for them (found by pickling each one).
+for them (found by pickling each one), and under their public name (scipy.special's
+array API wrappers pickle by it).
 """
 
 from __future__ import annotations
@@ -251,6 +252,9 @@ def ufuncs(table: dict[str, dict[str, str]]) -> None:
                 names = pickled_names(obj)
                 for module, name in names:
                     table.setdefault(module, {})[name] = "ufunc"
+                # with SCIPY_ARRAY_API=1, scipy.special exposes a dispatching wrapper
+                # under the public name, which pickle writes as scipy.special.<name>
+                table.setdefault(space.__name__, {})[attr] = "ufunc"
 
 
 def _version(dist: str) -> str | None:

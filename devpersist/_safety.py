@@ -437,6 +437,7 @@ USES: dict[Name, str] = {
 EXACT_REFERENCES = frozenset(
     {("numpy", n) for n in _NUMPY_FUNCTIONS}
     | {("scipy._lib.array_api_compat.numpy._aliases", "asarray")}
+    | {(f"onedal.{b}", "from_table") for b in ("_onedal_py_host", "_onedal_py_dpc")}
 )
 _KIND_USE = {"class": FRESH, "reconstructor": FRESH, "function": REF, "ufunc": REF}
 
@@ -557,10 +558,11 @@ def _reason(key: str, **fields: str) -> str:
 
 
 def _rule_candidate(module: str, name: str) -> bool:
-    """The class rule may apply: judged from the strings alone."""
+    """A rule by kind may apply (a class of a library module, or a ufunc re-exported by a
+    module on the list: pickle names a ufunc after the first module it finds it in):
+    judged from the strings alone."""
     return (
-        module.partition(".")[0] in _rules.RULE_PACKAGES
-        and _rules.on_fixed_list(module)
+        _rules.on_fixed_list(module)
         and _PLAIN_NAME_RE.match(name) is not None
         and not name.startswith("__")
     )
@@ -581,9 +583,11 @@ def _string_verdict(name: Any, trusted: frozenset[str]) -> str | None:
         return _reason("not_listed")
     if _rules.derived_kind(module, qualname) is not None or _rule_candidate(module, qualname):
         return None
-    if module.partition(".")[0] in _rules.RULE_PACKAGES + ("onedal",):
-        return _reason("module_not_listed", made_from=_rules.made_from())
-    return _reason("not_listed")
+    if _rules.on_fixed_list(module) or module.partition(".")[0] not in (
+        *_rules.RULE_PACKAGES, "onedal"
+    ):
+        return _reason("not_listed")
+    return _reason("module_not_listed", made_from=_rules.made_from())
 
 
 _verdicts: dict[Name, tuple[Any, str | None]] = {}
@@ -597,6 +601,26 @@ def _import_listed(module: str) -> Any:
     return importlib.import_module(module)
 
 
+def _is_ufunc(obj: Any) -> bool:
+    """A numpy ufunc, or scipy.special's array API wrapper of one (it only picks the
+    input's namespace and calls that library's version of the same function)."""
+    ufunc = getattr(sys.modules.get("numpy"), "ufunc", None)
+    if ufunc is None:
+        return False
+    if isinstance(obj, ufunc):
+        return True
+    wrapped = getattr(obj, "__wrapped__", None)
+    code = getattr(obj, "__code__", None)
+    return (
+        isinstance(wrapped, ufunc)
+        and wrapped.__name__ == getattr(obj, "__name__", None)
+        and code is not None
+        and code.co_filename.replace("\\", "/").endswith(
+            "scipy/special/_support_alternative_backends.py"
+        )
+    )
+
+
 def _library_verdict(module: str, name: str) -> tuple[Any, str | None]:
     """Import the (listed) module, then check the object: (object, None) or (None, why)."""
     try:
@@ -607,17 +631,22 @@ def _library_verdict(module: str, name: str) -> tuple[Any, str | None]:
     if obj is _NOT_FOUND:
         return None, _reason("missing")
     kind = _rules.derived_kind(module, name)
+    if kind is None and _is_ufunc(obj):
+        return obj, None
     if kind == "class" or (kind is None and isinstance(obj, type)):
         own = getattr(obj, "__module__", None)
         if not isinstance(obj, type) or not isinstance(own, str):
             return None, _reason("not_estimator")
         if kind is None:  # the class rule: a class of a listed module, of a listed base
-            if not _rules.on_fixed_list(own) or not issubclass(obj, _rules.bases()):
+            if (
+                module.partition(".")[0] not in _rules.RULE_PACKAGES
+                or not _rules.on_fixed_list(own)
+                or not issubclass(obj, _rules.bases())
+            ):
                 return None, _reason("not_estimator")
         return obj, None
     if kind == "ufunc":
-        ufunc = getattr(sys.modules.get("numpy"), "ufunc", None)
-        return (obj, None) if ufunc is not None and isinstance(obj, ufunc) else (None, _reason("missing"))
+        return (obj, None) if _is_ufunc(obj) else (None, _reason("missing"))
     if kind in ("function", "reconstructor") and callable(obj):
         return obj, None
     return None, _reason("not_estimator")
