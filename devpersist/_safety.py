@@ -568,13 +568,28 @@ def _rule_candidate(module: str, name: str) -> bool:
     )
 
 
+_string_verdicts: dict[Any, str | None] = {}
+
+
 def _string_verdict(name: Any, trusted: frozenset[str]) -> str | None:
     """Why ``name`` is refused by its strings alone (nothing imported), or None."""
     if not _well_formed(name):
         return _reason("malformed")
+    if dotted(name) in trusted:
+        return None
+    try:
+        return _string_verdicts[name]
+    except KeyError:
+        why = _string_verdicts[name] = _untrusted_string_verdict(name)
+        if len(_string_verdicts) > 65536:  # file-chosen names: keep the cache bounded
+            _string_verdicts.clear()
+        return why
+
+
+def _untrusted_string_verdict(name: Name) -> str | None:
     module, qualname = name
     label = dotted(name)
-    if label in trusted or name in EXACT:
+    if name in EXACT:
         return None
     why = _rules.never(label)
     if why is not None:
@@ -781,10 +796,30 @@ def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Na
         raise refused(bad, what="uses")
 
 
+_audit_refusals: dict[Any, dict[str, str]] = {}
+
+
 def audit_refusals(result: Any, trusted: frozenset[str] = frozenset()) -> dict[str, str]:
     """Everything :func:`devpersist.load` would refuse in an audited stream, with reasons:
     names, then the uses of the admitted ones. Imports nothing for names in the tables
-    (only the class rule imports a module, from the fixed list)."""
+    (only the class rule imports a module, from the fixed list). Cached: saving the same
+    kind of model again costs a dict lookup."""
+    key = (
+        frozenset(result.names),
+        frozenset(result.called),
+        frozenset(result.modified),
+        frozenset(result.called_results),
+        trusted,
+    )
+    found = _audit_refusals.get(key)
+    if found is None:
+        found = _audit_refusals_of(result, trusted)
+        if len(_audit_refusals) < 256:
+            _audit_refusals[key] = found
+    return dict(found)
+
+
+def _audit_refusals_of(result: Any, trusted: frozenset[str]) -> dict[str, str]:
     bad: dict[str, str] = {}
     approved: dict[Name, Any] = {}
     for name in result.names:
