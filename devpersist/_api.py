@@ -31,11 +31,10 @@ from ._environment import (
     mismatch_table,
     mismatches,
 )
-from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchError
+from ._exceptions import IntegrityError, UntrustedTypeWarning, VersionMismatchError
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph
 from ._progress import Progress
-from ._exceptions import UntrustedTypeWarning
 from ._safety import audit_refusals, check_uses, normalize_trusted, prescreen, refused, resolve
 from ._walk import array_paths
 

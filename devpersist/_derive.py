@@ -104,7 +104,8 @@ class _Inert:
         type(self).called = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
-        return type("_Result", (_Inert,), {})()
+        result: _Inert = type("_Result", (_Inert,), {})()
+        return result
 
     def __setstate__(self, state: Any) -> None:
         pass

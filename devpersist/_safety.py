@@ -82,7 +82,7 @@ def _canonical_dtype(dtype: Any, top: bool = False) -> Any:
         }  # fmt: skip
         if any(t is not None for t in titles):
             spec["titles"] = titles
-        return np.dtype(spec, align=dtype.isalignedstruct)
+        return np.dtype(spec, align=bool(dtype.isalignedstruct))  # type: ignore[call-overload]
     if dtype.kind == "O" and not top:
         raise IntegrityError("the object graph holds a numpy dtype with an object field")
     return np.dtype(dtype.str)
@@ -482,7 +482,7 @@ def dangerously_trust(*names: Any) -> DangerouslyTrusted:
 
 
 def _trusted_names(items: Iterable[Any], dangerous: bool) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for item in items:
         if isinstance(item, DangerouslyTrusted):
             out |= item
@@ -599,7 +599,8 @@ def _untrusted_string_verdict(name: Name) -> str | None:
     if _rules.derived_kind(module, qualname) is not None or _rule_candidate(module, qualname):
         return None
     if _rules.on_fixed_list(module) or module.partition(".")[0] not in (
-        *_rules.RULE_PACKAGES, "onedal"
+        *_rules.RULE_PACKAGES,
+        "onedal",
     ):
         return _reason("not_listed")
     return _reason("module_not_listed", made_from=_rules.made_from())
@@ -740,11 +741,7 @@ def refused(bad: dict[str, str], what: str = "refers to") -> UntrustedTypeError:
     """The error for refused names, each with its reason (file strings escaped)."""
     lines = "".join(f"\n  - {name!a}: {why}" for name, why in sorted(bad.items()))
     never = [n for n, why in bad.items() if why.startswith("on the never list")]
-    advice = (
-        "Names on the never list cannot be trusted. "
-        if never
-        else ""
-    ) + (
+    advice = ("Names on the never list cannot be trusted. " if never else "") + (
         "Check each other name yourself before passing it in trusted=[...]; "
         "docs/security.md says what the allowlist admits and why."
     )

@@ -249,9 +249,10 @@ def test_table_records_what_it_was_made_from():
 
     table = _rules.derived()
     assert table["made_from"]["scikit-learn"] == sklearn.__version__
-    assert table["modules"]["sklearn._loss._loss"][
-        "__pyx_unpickle_CyHalfMultinomialLoss"
-    ] == "reconstructor"
+    assert (
+        table["modules"]["sklearn._loss._loss"]["__pyx_unpickle_CyHalfMultinomialLoss"]
+        == "reconstructor"
+    )
     assert not [m for m in table["modules"] if _rules.module_forbidden(m)]
 
 
@@ -274,7 +275,9 @@ def test_installed_libraries_have_no_name_the_table_lacks():
         [sys.executable, "-W", "ignore", "-m", "devpersist._derive", "--check", "--static"],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, "names missing from the table:\n" + proc.stdout + proc.stderr[-2000:]
+    assert proc.returncode == 0, (
+        "names missing from the table:\n" + proc.stdout + proc.stderr[-2000:]
+    )
 
 
 def test_hand_entries_without_a_listed_use_are_classes():

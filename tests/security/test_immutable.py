@@ -76,9 +76,7 @@ def ridge_with_alpha(value: bytes) -> bytes:
     ridge = H.stack_global("sklearn.linear_model._ridge", "Ridge")
     made = ridge + H.EMPTY_TUPLE + H.NEWOBJ
     state_ = H.EMPTY_DICT + H.MARK + H.text("alpha") + value + H.SETITEMS
-    return H.stream(
-        H.EMPTY_LIST, H.MARK, made + state_ + H.BUILD, H.integer(0), b"Q", H.APPENDS
-    )
+    return H.stream(H.EMPTY_LIST, H.MARK, made + state_ + H.BUILD, H.integer(0), b"Q", H.APPENDS)
 
 
 def build_on(module: str, name: str, state_: bytes) -> bytes:
@@ -171,8 +169,15 @@ def test_mutable_internals_of_trusted_types_are_refused_without_a_crash(tmp_path
     [
         np.dtype([("a", "<f8"), ("b", ">i4")]),
         np.dtype([("a", "<f8"), ("b", "u1")], align=True),
-        np.dtype({"names": ["a", "b"], "formats": ["<i2", "<f4"], "offsets": [8, 0],
-                  "itemsize": 16, "titles": ["A", None]}),  # fmt: skip
+        np.dtype(
+            {
+                "names": ["a", "b"],
+                "formats": ["<i2", "<f4"],
+                "offsets": [8, 0],
+                "itemsize": 16,
+                "titles": ["A", None],
+            }
+        ),
         np.dtype([("a", "<f8", (2, 3)), ("n", [("x", "<i4"), ("y", "S3")])]),
         np.dtype(">c16"),
         np.dtype("M8[ns]"),
