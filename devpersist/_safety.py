@@ -451,11 +451,11 @@ def use_of(name: Name, obj: Any, trusted: frozenset[str]) -> str:
         return REF
     if dotted(name) in trusted:
         return FRESH  # the caller vouches for it
+    if name in EXACT:  # hand-made entries not listed above are classes, or references
+        return REF if name in EXACT_REFERENCES else FRESH
     derived_kind = _rules.derived_kind(*name)
     if derived_kind is not None:
         return _KIND_USE[derived_kind]
-    if name in EXACT:  # hand-made entries not listed above are classes, or references
-        return REF if name in EXACT_REFERENCES else FRESH
     return FRESH if isinstance(obj, type) else REF
 
 
