@@ -275,6 +275,8 @@ def never(dotted: str) -> str | None:
     reason = NEVER_NAMES.get(dotted)
     if reason is not None:
         return reason
+    if ".__main__." in dotted:  # a package's command-line entry point, not the script's
+        return "runs a program when its module is imported (a package's __main__)"
     for module, reason in NEVER_MODULES.items():
         if dotted.startswith(module + "."):
             return reason

@@ -218,6 +218,8 @@ def test_never_list_names_cannot_be_trusted_by_accident():
         assert "dangerously_trust" in str(info.value)
     with pytest.raises(UnsafeTrustError):
         devpersist.get_untrusted_types(data, trusted=["builtins.eval"])
+    with pytest.raises(UnsafeTrustError, match="__main__"):  # sklearnex/__main__.py runs
+        devpersist.loads(data, trusted=["sklearnex.__main__.sys"])  # a program at import
     loaded = devpersist.loads(data, trusted=[devpersist.dangerously_trust("os.getcwd")])
     assert loaded[0] == os.getcwd()
 
