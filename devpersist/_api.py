@@ -31,7 +31,12 @@ from ._environment import (
     mismatch_table,
     mismatches,
 )
-from ._exceptions import IntegrityError, UntrustedTypeWarning, VersionMismatchError
+from ._exceptions import (
+    IntegrityError,
+    UntrustedTypeError,
+    UntrustedTypeWarning,
+    VersionMismatchError,
+)
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph
 from ._progress import Progress
@@ -307,16 +312,12 @@ def _audit(container: Container, trusted: frozenset[str]) -> tuple[bytes, Any]:
     declared = {tuple(n) for n in container.manifest["globals"]}
     if result.names != declared:
         raise IntegrityError("the manifest's list of globals does not match the object graph")
-    prescreen(result.names, trusted)
+    try:
+        prescreen(result.names, trusted)
+    except UntrustedTypeError:  # say everything a load refuses, as get_untrusted_types does
+        raise refused(audit_refusals(result, trusted)) from None
     if result.called_results:
-        from ._graph import _name
-
-        raise refused(
-            {_name(o): "the file calls what a call to it returned, which no saved object "
-             "needs (the allowlist vouches for names, not for what they return)"
-             for o in result.called_results},
-            what="uses",
-        )  # fmt: skip
+        raise refused(audit_refusals(result, trusted), what="uses")
     return graph, result
 
 

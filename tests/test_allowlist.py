@@ -170,6 +170,12 @@ REFUSED = {
     "a builtin type called": (
         _file(H.call(H.stack_global("builtins", "list"), H.EMPTY_TUPLE)),
         {"builtins.list": "may only be referenced"}),
+    "refused names and a misused allowed one together": (
+        _file(H.call(H.stack_global("builtins", "eval"), H.text("1")),
+              H.call(H.stack_global("numpy", "exp"), H.integer(1)),
+              H.stack_global("uuid", "UUID")),
+        {"builtins.eval": "on the never list", "numpy.exp": "may only be referenced",
+         "uuid.UUID": "not in the allowlist"}),
     "a dunder name in a listed module": (
         _file(H.stack_global("sklearn.linear_model._ridge", "__builtins__")),
         {"sklearn.linear_model._ridge.__builtins__": "not in the allowlist"}),
