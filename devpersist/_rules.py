@@ -188,7 +188,6 @@ NEVER_MODULES: dict[str, str] = {
     "codeop": _CODE,
     "compileall": _CODE,
     "py_compile": _CODE,
-    "types": _CODE,
     "inspect": _CODE,
     "pdb": _CODE,
     "bdb": _CODE,
@@ -224,6 +223,21 @@ NEVER_MODULES: dict[str, str] = {
     "torch.serialization": _PICKLE,
 }
 
+_TYPES_THAT_RUN_CODE = (
+    "FunctionType",
+    "LambdaType",
+    "CodeType",
+    "MethodType",
+    "ModuleType",
+    "BuiltinFunctionType",
+    "BuiltinMethodType",
+    "new_class",
+    "coroutine",
+    "CellType",
+    "FrameType",
+    "GeneratorType",
+)
+
 #: Single names never trusted.
 NEVER_NAMES: dict[str, str] = {
     **{
@@ -252,6 +266,7 @@ NEVER_NAMES: dict[str, str] = {
     "functools.reduce": _CODE,
     "_functools.partial": _CODE,
     "_functools.reduce": _CODE,
+    **{f"types.{n}": _CODE for n in _TYPES_THAT_RUN_CODE},
     "copyreg._reconstructor": _CODE,
     "copyreg.__newobj__": _CODE,
     "copyreg.__newobj_ex__": _CODE,
