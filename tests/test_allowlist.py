@@ -318,3 +318,26 @@ def test_cold_start_imports_no_library_and_reads_no_table():
                           timeout=120, env=env, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == {"sklearn": False, "table": 0}
+
+
+CODE_RUNNERS = [
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr",
+    "builtins.__import__", "builtins.open", "builtins.breakpoint", "os.system",
+    "posix.system", "nt.system", "subprocess.Popen", "runpy.run_path", "cProfile.run",
+    "pty.spawn", "ctypes.CDLL", "pydoc.pipepager", "importlib.import_module",
+    "code.InteractiveInterpreter", "multiprocessing.Process", "pip._internal.main",
+    "operator.attrgetter", "operator.methodcaller", "_operator.attrgetter",
+    "functools.partial", "numpy.f2py.compile", "_io.FileIO", "io.open", "shutil.rmtree",
+    "pickle.loads", "_pickle.loads", "marshal.loads", "numpy.load", "torch.load",
+    "joblib.load", "types.FunctionType", "types.CodeType", "sys.modules",
+    "sklearnex.__main__.sys", "daal4py.__main__.x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CODE_RUNNERS)
+def test_code_runners_are_on_the_never_list(name):
+    data = _file()
+    with pytest.raises(UnsafeTrustError) as info:
+        devpersist.loads(data, trusted=[name])
+    assert info.value.name == name
+    assert devpersist.loads(data, trusted=[devpersist.dangerously_trust(name)])[0].size == 3
