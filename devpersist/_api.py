@@ -532,13 +532,7 @@ def get_untrusted_types(
     with _source(file, storage_options=storage_options, whole=False) as source:
         container = Container.open(source)
         result = audit(container.graph(), len(container.arrays))
-    return list(_refusals(container, result, trusted_names))
-
-
-def _refusals(container: Container, result: Any, trusted: frozenset[str]) -> dict[str, str]:
-    """Every name load would refuse, with its reason (imports nothing for the names in
-    the allowlist's tables, so the process environment is left as it was)."""
-    return audit_refusals(result, trusted)
+    return list(audit_refusals(result, trusted_names))  # imports nothing for table names
 
 
 def verify(
@@ -577,5 +571,5 @@ def verify(
         return {
             "arrays": len(container.arrays),
             "bytes": source.size,
-            "untrusted": list(_refusals(container, result, frozenset())),
+            "untrusted": list(audit_refusals(result)),
         }
