@@ -691,6 +691,8 @@ def verdict(
         return None, None
     cached = _verdicts.get(name)
     if cached is None:
+        if len(_verdicts) > 65536:  # file-chosen names: keep the cache bounded
+            _verdicts.clear()
         cached = _verdicts[name] = _library_verdict(*name)
     obj, why = cached
     return (None, why) if why is not None else (_const(obj), None)
