@@ -38,6 +38,7 @@ from ._exceptions import (
     UnsupportedObjectError,
     UntrustedTypeError,
 )
+from ._opcodes import precheck
 from ._validate import VALIDATORS, checked_class
 
 PROTOCOL = 5
@@ -472,6 +473,8 @@ class _AuditUnpickler(pickle.Unpickler):
 def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     """Audit a stream without importing or building anything real: every global it
     names, which it calls and which results it modifies, with resource limits."""
+    if limits:
+        precheck(data)  # before the C unpickler spends what the stream asks for
     result = Audit()
     stream = io.BytesIO(data)
     token = _AUDIT.set(result)
