@@ -240,3 +240,51 @@ def stream(*parts: bytes) -> bytes:
 def file_of(*parts: bytes, blobs: list[Blob] | None = None, globals_: Any = None) -> bytes:
     """A sealed file whose graph is ``stream(*parts)``; ``globals_`` as declared."""
     return seal(stream(*parts), blobs, globals_)
+
+
+# --------------------------------------------------------------------------- declared globals
+
+
+def names_of(graph: bytes) -> list[list[str]]:
+    """The globals a stream names, as an attacker declares them in the manifest (so the
+    file passes the consistency check and reaches the allowlist). Found by reading the
+    opcodes (``pickletools.genops``), never by unpickling: a hostile stream may crash an
+    unpickler (a deeply nested tuple as a dict key overflows the C stack when hashed).
+    ``STACK_GLOBAL`` takes the last two strings pushed (directly or from the memo)."""
+    import pickletools
+
+    found: set[tuple[str, str]] = set()
+    pushed: list[Any] = []
+    memo: dict[int, Any] = {}
+    try:
+        for op, arg, _ in pickletools.genops(graph):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                module, _, qualname = arg.partition(" ")
+                found.add((module, qualname))
+            elif name == "STACK_GLOBAL" and len(pushed) >= 2:
+                found.add((str(pushed[-2]), str(pushed[-1])))
+            elif "UNICODE" in name or name in ("STRING", "BINSTRING", "SHORT_BINSTRING"):
+                pushed.append(arg)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = pushed[-1] if pushed else None
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = pushed[-1] if pushed else None
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                pushed.append(memo.get(arg))
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                import copyreg
+
+                if arg in copyreg._inverted_registry:  # type: ignore[attr-defined]
+                    found.add(copyreg._inverted_registry[arg])  # type: ignore[attr-defined]
+            else:
+                pushed.append(None)
+    except ValueError:  # a broken stream declares what was found so far
+        pass
+    return sorted([m, n] for m, n in found)
+
+
+def hostile(*parts: bytes, blobs: list[Blob] | None = None) -> bytes:
+    """A sealed file around ``stream(*parts)`` declaring exactly the globals it names."""
+    graph = stream(*parts)
+    return seal(graph, blobs, names_of(graph))
