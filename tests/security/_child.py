@@ -189,7 +189,7 @@ def main() -> int:
                 row["ok"] = False
                 row["error"] = type(exc).__name__
                 row["devpersist"] = isinstance(exc, devpersist.DevpersistError)
-                row["message"] = repr(str(exc))[:500]
+                row["message"] = str(exc)[:500]
             finally:
                 STATE["armed"] = False
             row["seconds"] = time.perf_counter() - start
