@@ -7,7 +7,8 @@ type, whether it is a devpersist error, its message), the time taken, with
 ``measure`` the growth of the peak resident memory (Linux; the peak of traced memory elsewhere), and the audit events the call raised that no
 load may raise: processes, ``exec``/``compile`` outside imports, sockets, file changes,
 ``open`` outside the interpreter's and the repository's folders (or of the canary), and
-imports outside the libraries a load needs (``__main__`` and test modules never).
+direct imports outside the libraries a load needs (``__main__`` and test modules
+never, whoever imports them).
 Results go to ``CASES_DIR/results.json``; the parent test judges them, and the exit
 status (a segfault, an abort) and the canary too.
 
@@ -36,9 +37,9 @@ ALWAYS = frozenset(
     "os.symlink os.link os.kill os.putenv os.unsetenv os.truncate os.chdir "
     "tempfile.mkstemp tempfile.mkdtemp sys.setprofile sys.settrace sys.addaudithook "
     "cpython.run_command cpython.run_file cpython.run_module code.__new__ "
-    "function.__new__ marshal.loads".split()
+    "function.__new__".split()
 )
-OUTSIDE_IMPORTS = frozenset({"exec", "compile"})
+OUTSIDE_IMPORTS = frozenset({"exec", "compile", "marshal.loads"})
 #: Top-level packages a load may import (what the loader and approved names need).
 LIBRARIES = frozenset(
     "devpersist numpy scipy sklearn sklearnex onedal daal4py joblib threadpoolctl xxhash "
@@ -69,13 +70,11 @@ def hook(event: str, args: tuple[Any, ...]) -> None:
         elif event == "import":
             name = args[0]
             if isinstance(name, str) and name not in sys.modules:
-                top = name.partition(".")[0]
-                bad = (
-                    top not in LIBRARIES
-                    or "__main__" in name.split(".")
-                    or any(p in ("tests", "_testing", "testing") for p in name.split("."))
-                )
-                if bad:
+                parts = name.split(".")
+                never = "__main__" in parts or any(p in ("tests", "_testing") for p in parts)
+                # what the libraries import for themselves is theirs; what the loader
+                # imports directly must be one of them
+                if never or (parts[0] not in LIBRARIES and not _in_imports()):
                     record = f"import {name}"
         elif event == "open":
             path = args[0]
