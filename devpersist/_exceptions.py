@@ -51,7 +51,7 @@ def shown(value: object, limit: int = 120) -> str:
     cut to ``limit`` characters."""
     try:
         text = repr(value)
-    except Exception:  # noqa: BLE001 - a value we cannot show is named by its type
+    except Exception:
         return f"<{type(value).__name__}>"
     text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

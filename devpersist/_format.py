@@ -269,7 +269,8 @@ def parse_trailer(tail: bytes, size: int, header_version: int) -> Trailer:
         raise IntegrityError("reserved trailer field is not zero")
     if length > MAX_MANIFEST_BYTES:
         raise ResourceLimitError(
-            f"manifest of {length} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
+            f"manifest of {length} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit "
+            "(MAX_MANIFEST_BYTES)"
         )
     if offset < ALIGNMENT or offset % ALIGNMENT or offset + length + TRAILER.size != size:
         raise IntegrityError(
@@ -318,7 +319,9 @@ def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise FormatError(f"the manifest is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise ResourceLimitError("the manifest is nested too deeply") from exc
+        raise ResourceLimitError(
+            "the manifest is nested too deeply (limit: the JSON parser's recursion limit)"
+        ) from exc
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         raise FormatError(f"the manifest holds an invalid value: {exc}") from exc
     validate_manifest(manifest, trailer)

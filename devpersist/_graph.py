@@ -483,7 +483,7 @@ def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     except (FormatError, ResourceLimitError):
         raise
     except RecursionError as exc:
-        raise ResourceLimitError("the object graph is nested too deeply") from exc
+        raise ResourceLimitError("the object graph is nested too deeply (limit MAX_DEPTH)") from exc
     except MemoryError as exc:
         raise ResourceLimitError("the object graph needs too much memory") from exc
     except Exception as exc:
@@ -554,10 +554,12 @@ def _check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
             if total > MAX_EXPANDED:
                 raise ResourceLimitError(
                     f"the object graph expands to more than {MAX_EXPANDED} objects "
-                    "(shared references nested in shared references)"
+                    "(shared references nested in shared references; limit MAX_EXPANDED)"
                 )
             if deepest + 1 > MAX_DEPTH:
-                raise ResourceLimitError(f"the object graph nests deeper than {MAX_DEPTH} levels")
+                raise ResourceLimitError(
+                    f"the object graph nests deeper than {MAX_DEPTH} levels (limit MAX_DEPTH)"
+                )
             continue
         if key in size or key in active:
             continue

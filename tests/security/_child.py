@@ -184,7 +184,7 @@ def main() -> int:
                 row["ok"] = True
                 if isinstance(value, dict) and "rc" in value:
                     row.update(value)
-            except BaseException as exc:  # noqa: BLE001 - recorded for the parent to judge
+            except BaseException as exc:
                 row["ok"] = False
                 row["error"] = type(exc).__name__
                 row["devpersist"] = isinstance(exc, devpersist.DevpersistError)

@@ -45,7 +45,12 @@ def run_cases(tmp_path: Path, cases: list[Case], timeout: float = 240) -> Outcom
         name = f"case{i}.dvp"
         (folder / name).write_bytes(case.data)
         listing.append(
-            {"name": case.name, "file": name, "readers": list(case.readers), "measure": case.measure}
+            {
+                "name": case.name,
+                "file": name,
+                "readers": list(case.readers),
+                "measure": case.measure,
+            }
         )
     (folder / "cases.json").write_text(json.dumps(listing))
     env = {**os.environ, "DVP_CANARY": str(canary)}

@@ -70,7 +70,12 @@ def manifest_for(
     arrays = []
     for blob in blobs:
         arrays.append(
-            {**blob.entry(), "offset": pos, "length": len(blob.data), "checksum": checksum(blob.data)}
+            {
+                **blob.entry(),
+                "offset": pos,
+                "length": len(blob.data),
+                "checksum": checksum(blob.data),
+            }
         )
         pos = align(pos + len(blob.data))
     manifest: dict[str, Any] = {
@@ -115,7 +120,12 @@ def seal(
     offset = len(out)
     out += raw_manifest
     out += struct.pack(
-        "<QQQII8s", offset, len(raw_manifest), xxhash.xxh3_64_intdigest(raw_manifest), 1, 0,
+        "<QQQII8s",
+        offset,
+        len(raw_manifest),
+        xxhash.xxh3_64_intdigest(raw_manifest),
+        1,
+        0,
         END_MAGIC,
     )
     return bytes(out)

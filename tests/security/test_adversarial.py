@@ -187,7 +187,6 @@ def test_published_bypass_classes_run_nothing(tmp_path: Path) -> None:
     "the allowlist branch; remove this mark when merged",
 )
 def test_import_time_code_and_dtype_state_run_nothing(tmp_path: Path) -> None:
-    canary = str(tmp_path / "DVP_CANARY_FILE")
     dtype_state = (
         W.MARK + W.integer(3) + W.text("|") + W.NONE + W.text("a") + b"\x85"
         + W.EMPTY_DICT + W.text("a") + W.call(G("numpy", "dtype"), W.text("O"))

@@ -27,7 +27,9 @@ WRITER = textwrap.dedent(
 
 
 def _strays(folder: Path, name: str) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.startswith(f".{name}.") and p.name.endswith(".tmp"))
+    return sorted(
+        p for p in folder.iterdir() if p.name.startswith(f".{name}.") and p.name.endswith(".tmp")
+    )
 
 
 def test_killed_saves_leave_no_strays(tmp_path: Path) -> None:

@@ -76,13 +76,18 @@ def test_sealed_files_are_valid() -> None:
 
 def test_coverage_guided_short_run(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
         [sys.executable, str(HERE / "fuzz_long.py"), str(tmp_path / "corpus"),
          "-max_total_time=6", "-runs=20000", "-timeout=10", "-rss_limit_mb=3072",
          f"-artifact_prefix={tmp_path}/"],
         capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env,
     )  # fmt: skip
-    artifacts = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-"))]
+    artifacts = [
+        p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-"))
+    ]
     assert proc.returncode == 0 and not artifacts, (artifacts, proc.stderr[-3000:])
     assert "Done" in proc.stderr, proc.stderr[-2000:]
