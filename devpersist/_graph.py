@@ -326,7 +326,15 @@ def dump_graph(obj: Any) -> tuple[bytes, list[ArrayRef]]:
         raise _unsupported(obj, exc) from exc
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
         raise _unsupported(obj, exc) from exc
-    return buf.getvalue(), pickler.refs
+    data = buf.getvalue()
+    try:
+        precheck(data)  # a file no reader would accept is not written
+    except ResourceLimitError as exc:
+        raise UnsupportedObjectError(
+            f"this object's graph breaks a limit every reader enforces ({exc}); "
+            "nothing was written"
+        ) from exc
+    return data, pickler.refs
 
 
 def _named(root: Any, culprit: Any, reason: str) -> UnsupportedObjectError:

@@ -67,3 +67,17 @@ def test_a_large_legitimate_graph_passes() -> None:
 def test_malformed_streams_are_integrity_errors(stream: bytes) -> None:
     with pytest.raises(IntegrityError):
         precheck(stream)
+
+
+def test_dump_refuses_what_no_reader_accepts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    import devpersist
+
+    keyed = {np.int64(i): i for i in range(1_500)}  # keys a call builds: hash unknown
+    target = tmp_path / "m.dvp"
+    with pytest.raises(devpersist.UnsupportedObjectError, match="MAX_OPAQUE_KEYS"):
+        devpersist.dump(keyed, target)
+    assert list(tmp_path.iterdir()) == []
+    small = {np.int64(i): i for i in range(500)}
+    assert devpersist.loads(devpersist.dumps(small)) == small
