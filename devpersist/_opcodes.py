@@ -186,6 +186,7 @@ _arg(b"\x8e\x96\x8d", 2, 8, "<Q")
 _arg(b"ILSFVgpP", 3)
 _arg(b"ci", 4)
 
+_KINDS = bytes(_ARGS[c][0] if c in _ARGS else 255 for c in range(256))
 _TEXT_OPS = frozenset(b"UC\x8cTBX\x8e\x96\x8dSV")
 _SIZED = {code: struct.Struct(fmt) for code, (kind, _, fmt) in _ARGS.items() if fmt}
 
@@ -211,24 +212,28 @@ def precheck(data: bytes | memoryview) -> None:
     marks: list[int] = []
     pos = 0
     args = _ARGS
+    kinds = _KINDS
     sized = _SIZED
     try:
         while pos < end:
             code = view[pos]
-            spec = args.get(code)
-            if spec is None:
-                raise IntegrityError(f"the object graph has an unknown opcode {code:#04x} at {pos}")
-            kind = spec[0]
+            kind = kinds[code]
             pos += 1
             arg: Any = None
-            if kind == 1:
-                size = spec[1]
+            if not kind:
+                pass
+            elif kind == 255:
+                raise IntegrityError(
+                    f"the object graph has an unknown opcode {code:#04x} at {pos - 1}"
+                )
+            elif kind == 1:
+                size = args[code][1]
                 if pos + size > end:
                     raise IntegrityError("the object graph's stream ends inside an opcode")
                 arg = sized[code].unpack_from(view, pos)[0]
                 pos += size
             elif kind == 2:
-                size = spec[1]
+                size = args[code][1]
                 if pos + size > end:
                     raise IntegrityError("the object graph's stream ends inside an opcode")
                 length = sized[code].unpack_from(view, pos)[0]
@@ -278,6 +283,23 @@ def precheck(data: bytes | memoryview) -> None:
                 stack.append(TEXT)
             elif code == 0x4E:  # NONE
                 stack.append(None)
+            elif code == 0x30:  # POP
+                if stack and (not marks or marks[-1] < len(stack)):
+                    stack.pop()
+                else:
+                    marks.pop()
+            elif code == 0x29:  # EMPTY_TUPLE
+                stack.append(_tuple([]))
+            elif code == 0x5D:  # EMPTY_LIST
+                stack.append(_Box("list"))
+                spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
+            elif code == 0x7D or code == 0x8F:  # EMPTY_DICT, EMPTY_SET
+                stack.append(_Box("dict" if code == 0x7D else "set", keyed=True))
+                spent += 2
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x88 or code == 0x89:
                 stack.append(code == 0x88)
             elif code == 0x28:  # MARK
@@ -324,14 +346,8 @@ def precheck(data: bytes | memoryview) -> None:
                 del stack[start:]
                 stack.append(box)
                 spent += 1
-            elif code == 0x29:  # EMPTY_TUPLE
-                stack.append(_tuple([]))
-            elif code == 0x5D:  # EMPTY_LIST
-                stack.append(_Box("list"))
-                spent += 1
-            elif code == 0x7D or code == 0x8F:  # EMPTY_DICT, EMPTY_SET
-                stack.append(_Box("dict" if code == 0x7D else "set", keyed=True))
-                spent += 2
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x62:  # BUILD: the state goes into the object on the stack
                 stack.pop()
                 if not stack:
@@ -341,17 +357,23 @@ def precheck(data: bytes | memoryview) -> None:
                 _check_call_args_box(call_args)
                 stack[-1] = _Box("object")
                 spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x81:  # NEWOBJ
                 call_args = stack.pop()
                 _check_call_args_box(call_args)
                 stack[-1] = _Box("object")
                 spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x92:  # NEWOBJ_EX
                 stack.pop()
                 call_args = stack.pop()
                 _check_call_args_box(call_args)
                 stack[-1] = _Box("object")
                 spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x93:  # STACK_GLOBAL
                 stack.pop()
                 stack[-1] = OPAQUE
@@ -367,11 +389,6 @@ def precheck(data: bytes | memoryview) -> None:
                 if not stack:
                     raise IndexError
                 return
-            elif code == 0x30:  # POP
-                if stack and (not marks or marks[-1] < len(stack)):
-                    stack.pop()
-                else:
-                    marks.pop()
             elif code == 0x31:  # POP_MARK
                 del stack[marks.pop() :]
             elif code == 0x32:  # DUP
@@ -383,9 +400,13 @@ def precheck(data: bytes | memoryview) -> None:
                 if code == 0x6C:
                     box = _Box("list")
                     spent += 1
+                    if spent > budget:
+                        raise _over_budget(budget, end)
                 else:
                     box = _Box("dict" if code == 0x64 else "frozenset", keyed=True)
                     spent += 2
+                    if spent > budget:
+                        raise _over_budget(budget, end)
                     if code == 0x64 and len(items) % 2:
                         raise IntegrityError("DICT with an odd number of items")
                 for item in items[::2] if code == 0x64 else items:
@@ -401,6 +422,8 @@ def precheck(data: bytes | memoryview) -> None:
                 del stack[marks.pop() :]
                 stack.append(_Box("object"))
                 spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x6F:  # OBJ
                 start = marks.pop()
                 if start >= len(stack):
@@ -408,15 +431,12 @@ def precheck(data: bytes | memoryview) -> None:
                 del stack[start:]
                 stack.append(_Box("object"))
                 spent += 1
+                if spent > budget:
+                    raise _over_budget(budget, end)
             elif code == 0x97 or code == 0x98:  # NEXT_BUFFER, READONLY_BUFFER
                 raise IntegrityError("the object graph uses out-of-band buffers")
             else:  # pragma: no cover - every code in _ARGS is handled above
                 raise IntegrityError(f"unhandled opcode {code:#04x}")
-            if spent > budget:
-                raise _limit(
-                    "MIN_OBJECT_BUDGET/BYTES_PER_OBJECT",
-                    f"creates more than {budget} objects for a {end}-byte stream",
-                )
     except IndexError:
         raise IntegrityError("the object graph's stream misuses its stack") from None
     raise IntegrityError("the object graph's stream has no STOP opcode")
@@ -432,6 +452,13 @@ def _check_call_args_box(args: Any) -> None:
                 "MAX_OPAQUE_KEYS",
                 f"passes more than {MAX_OPAQUE_KEYS} computed values in one container to a call",
             )
+
+
+def _over_budget(budget: int, end: int) -> ResourceLimitError:
+    return _limit(
+        "MIN_OBJECT_BUDGET/BYTES_PER_OBJECT",
+        f"creates more than {budget} objects for a {end}-byte stream",
+    )
 
 
 def _decimal(text: bytes) -> int:
