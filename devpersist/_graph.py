@@ -37,6 +37,7 @@ from ._exceptions import (
     ResourceLimitError,
     UnsupportedObjectError,
     UntrustedTypeError,
+    printable,
 )
 from ._opcodes import precheck
 from ._validate import VALIDATORS, checked_class
@@ -422,6 +423,12 @@ class _Stub:
         self.parts.append(value)
 
 
+def _said(exc: BaseException) -> str:
+    """An exception's message for ours: it may quote file data, so escaped and cut."""
+    text = printable(str(exc))
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def _name(origin: Any) -> str:
     return ".".join(origin) if isinstance(origin, tuple) else str(origin)
 
@@ -495,7 +502,7 @@ def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     except MemoryError as exc:
         raise ResourceLimitError("the object graph needs too much memory") from exc
     except Exception as exc:
-        raise IntegrityError(f"the object graph is not a valid stream: {exc}") from exc
+        raise IntegrityError(f"the object graph is not a valid stream: {_said(exc)}") from exc
     finally:
         _AUDIT.reset(token)
     if stream.tell() != len(data):
@@ -637,7 +644,9 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
     except MemoryError as exc:
         raise ResourceLimitError("building the object needs too much memory") from exc
     except Exception as exc:
-        raise FormatError(f"the object graph could not be built: {exc}") from exc
+        raise FormatError(
+            f"the object graph could not be built ({type(exc).__name__}: {_said(exc)})"
+        ) from exc
     for validator, inst in unpickler.built:
         validator(inst)
     return obj
