@@ -213,6 +213,9 @@ def dump(
     A path is written atomically: the data goes to a temporary file in the same folder,
     is fsynced and renamed over the target, so the target is either the old file or the
     complete new one, never a partial one. Nothing is created if ``obj`` cannot be saved.
+    The temporary file is ``.{name}.XXXXXXXX.tmp``; a save first removes the ones that
+    saves to the same path left when they were killed (never one a running save holds,
+    never any other file).
     """
     # raises before anything touches the target
     bar = Progress(0, "saving", progress)
@@ -230,11 +233,22 @@ def dump(
     bar.close()
 
 
+#: Where ``flock`` is unavailable, a leftover temporary file is removed only once it
+#: is this old (a save still writing it touches it more often than that).
+STALE_SECONDS = 24 * 3600
+#: A temporary file that is empty and younger than this may have just been created by
+#: a save that has not locked it yet: left alone.
+_FRESH_SECONDS = 60.0
+
+
 @contextmanager
 def _atomic_target(path: str) -> Iterator[IO[bytes]]:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    base = os.path.basename(path)
+    _remove_stale(folder, base)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
     try:
+        _lock(fd)  # held until closed: tells a concurrent save this file is alive
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -247,6 +261,65 @@ def _atomic_target(path: str) -> Iterator[IO[bytes]]:
             pass
         raise
     _fsync_dir(folder)
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the age rule applies
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # pragma: no cover - file systems without locks: the age rule applies
+        pass
+
+
+def _remove_stale(folder: str, base: str) -> None:
+    """Remove the temporary files that earlier saves to ``base`` left when they were
+    killed: only names ``tempfile.mkstemp`` gives ours (``.{base}.XXXXXXXX.tmp``), only
+    regular files, and only those no live save holds: a save holds an exclusive
+    ``flock`` on its temporary file until it is renamed or removed, so a file we can
+    lock without waiting belongs to a dead save. Without ``flock``, only files older
+    than :data:`STALE_SECONDS`. Best effort: a failure here never fails the save."""
+    import re
+    import stat
+    import time
+
+    pattern = re.compile(rf"\.{re.escape(base)}\.[a-z0-9_]{{8}}\.tmp\Z")
+    try:
+        names = [n for n in os.listdir(folder) if pattern.match(n)]
+    except OSError:
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None  # type: ignore[assignment]
+    for name in names:
+        full = os.path.join(folder, name)
+        try:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            age = time.time() - st.st_mtime
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live save holds it (or locks are unsupported: keep it)
+                if st.st_size == 0 and age < _FRESH_SECONDS:
+                    continue  # created an instant ago, maybe not locked yet
+            elif age < STALE_SECONDS:
+                continue
+            if os.stat(full, follow_symlinks=False).st_ino == st.st_ino:
+                os.unlink(full)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(folder: str) -> None:

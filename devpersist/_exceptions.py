@@ -42,6 +42,26 @@ __all__ = [
 ]
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every non-printable character (controls, bidirectional overrides,
+    unassigned code points...) escaped as ``\\xNN``/``\\uNNNN``: strings a file supplies
+    are never printed raw (an ANSI escape sequence could rewrite the terminal)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def shown(value: object, limit: int = 120) -> str:
+    """A file-supplied value for a message: ``repr`` (which escapes non-printables),
+    cut to ``limit`` characters."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class DevpersistError(Exception):
     """Root of every error raised by devpersist."""
 

@@ -39,6 +39,7 @@ from ._exceptions import (
     NotDevpersistError,
     ResourceLimitError,
     UnsupportedFormatVersionError,
+    shown,
 )
 from ._pipeline import (
     PIPELINE_BYTES,
@@ -57,6 +58,10 @@ ALIGNMENT = 64
 HEADER = struct.Struct("<8sII")
 TRAILER = struct.Struct("<QQQII8s")
 MAX_MANIFEST_BYTES = 64 * 2**20
+#: JSON objects and arrays (``{``, ``[``) in a manifest: at most one per this many bytes
+#: (a real manifest has one per 20 bytes or more: a forest's is about 30), or this many.
+MANIFEST_BYTES_PER_CONTAINER = 16
+MIN_MANIFEST_CONTAINERS = 10_000
 CHECKSUM_PREFIX = "xxh3_64:"
 
 _ZEROS = bytes(ALIGNMENT)
@@ -264,7 +269,8 @@ def parse_trailer(tail: bytes, size: int, header_version: int) -> Trailer:
         raise IntegrityError("reserved trailer field is not zero")
     if length > MAX_MANIFEST_BYTES:
         raise ResourceLimitError(
-            f"manifest of {length} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
+            f"manifest of {length} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit "
+            "(MAX_MANIFEST_BYTES)"
         )
     if offset < ALIGNMENT or offset % ALIGNMENT or offset + length + TRAILER.size != size:
         raise IntegrityError(
@@ -279,7 +285,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         seen: set[str] = set()
         dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise FormatError(f"duplicate key {dup!r} in the manifest")
+        raise FormatError(f"duplicate key {shown(dup)} in the manifest")
     return result
 
 
@@ -293,6 +299,15 @@ def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
         raise IntegrityError("manifest checksum mismatch: the file is corrupted")
     if raw[:1] != b"{" or raw[-1:] != b"}":
         raise FormatError("the manifest must be a JSON object with no surrounding whitespace")
+    # JSON objects and arrays cost ~100 bytes of memory each for 2 bytes of text: count
+    # them (brackets inside strings too: an over-estimate) before the parser builds them
+    containers = raw.count(b"{") + raw.count(b"[")
+    allowed = max(MIN_MANIFEST_CONTAINERS, len(raw) // MANIFEST_BYTES_PER_CONTAINER)
+    if containers > allowed:
+        raise ResourceLimitError(
+            f"the manifest holds {containers} JSON objects and arrays, more than the "
+            f"{allowed} its {len(raw)} bytes allow (limit MANIFEST_BYTES_PER_CONTAINER)"
+        )
     try:
         manifest = json.loads(
             raw.decode("utf-8"),
@@ -304,7 +319,9 @@ def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise FormatError(f"the manifest is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise ResourceLimitError("the manifest is nested too deeply") from exc
+        raise ResourceLimitError(
+            "the manifest is nested too deeply (limit: the JSON parser's recursion limit)"
+        ) from exc
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         raise FormatError(f"the manifest holds an invalid value: {exc}") from exc
     validate_manifest(manifest, trailer)
@@ -356,6 +373,10 @@ MAX_DIM = 2**48
 #: One array's decoded size, and the most a codec may expand data (zstd on zeros
 #: reaches about 30,000:1; a bomb reaches far more).
 MAX_ARRAY_BYTES = 2**46
+#: One array's element count, zero dimensions aside (0-byte ``V0`` elements included).
+MAX_ELEMENTS = 2**46
+#: ``meta.precision`` values and the dtype each is stored as.
+PRECISIONS = {"float16": "<f2", "bfloat16": "<u2"}
 MAX_RATIO = 100_000
 #: Array libraries a file may name (the handler registry's keys).
 NAMESPACES = frozenset({"numpy", "torch", "array_api_strict", "cupy", "jax", "dpnp"})
@@ -366,7 +387,7 @@ def _check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[s
         raise FormatError(f"{where} is not a JSON object")
     for key, value in obj.items():
         if key not in spec:
-            raise FormatError(f"unknown key {key!r} in {where}")
+            raise FormatError(f"unknown key {shown(key)} in {where}")
         expected = spec[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise FormatError(f"{where}[{key!r}] has the wrong type")
@@ -395,7 +416,7 @@ def validate_manifest(manifest: Any, trailer: Trailer) -> None:
             _check_keys(f"the manifest's {name}", entry, ARRAY_KEYS, ARRAY_REQUIRED)
             _validate_array_entry(name, entry)
         if not _CHECKSUM_RE.match(entry["checksum"]):
-            raise FormatError(f"{name}: malformed checksum {entry['checksum']!r}")
+            raise FormatError(f"{name}: malformed checksum {shown(entry['checksum'])}")
         if entry["offset"] != expected or entry["length"] < 0:
             raise IntegrityError(
                 f"{name} starts at {entry['offset']}, expected {expected}: sections "
@@ -424,30 +445,62 @@ def validate_manifest(manifest: Any, trailer: Trailer) -> None:
         validate_config(manifest["config"])
 
 
+def _validate_meta(name: str, meta: dict[str, Any], dtype: Any) -> None:
+    """``precision=`` records: a known precision, stored as it says, and a floating
+    dtype wider than 2 bytes to restore (what the writer records, nothing else)."""
+    if ("precision" in meta) != ("cast" in meta):
+        raise FormatError(f"{name}: meta 'precision' and 'cast' go together")
+    if "precision" not in meta:
+        return
+    precision = meta["precision"]
+    if precision not in PRECISIONS:
+        raise FormatError(f"{name}: unknown precision {shown(precision)}")
+    if dtype.str != PRECISIONS[precision] or "dtype" in meta:
+        raise FormatError(f"{name}: precision {precision} is stored as {PRECISIONS[precision]}")
+    cast = storage_dtype(meta["cast"], name)
+    if cast.kind != "f" or cast.itemsize <= 2:
+        raise FormatError(f"{name}: precision= only applies to floating dtypes wider than 2 bytes")
+
+
 def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     if "meta" in entry:
         _check_keys(f"{name}'s meta", entry["meta"], META_KEYS, ())
     codec = entry.get("codec")
     if codec is not None and codec not in CODECS:
-        raise FormatError(f"{name}: unknown codec {codec!r}")
+        raise FormatError(f"{name}: unknown codec {shown(codec)}")
     if entry["namespace"] not in NAMESPACES:
-        raise FormatError(f"{name}: unknown array namespace {entry['namespace']!r}")
+        raise FormatError(f"{name}: unknown array namespace {shown(entry['namespace'])}")
     if len(entry["device"]) > 256:
         raise FormatError(f"{name}: device name too long")
     shape = entry["shape"]
     if len(shape) > MAX_NDIM or not all(
         isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DIM for n in shape
     ):
-        raise FormatError(f"{name}: invalid shape {shape!r}")
+        raise FormatError(f"{name}: invalid shape {shown(shape)}")
     if entry["order"] not in ("C", "F"):
-        raise FormatError(f"{name}: invalid order {entry['order']!r}")
+        raise FormatError(f"{name}: invalid order {shown(entry['order'])}")
     dtype = storage_dtype(entry["dtype"], name)
-    count = 1
+    if "meta" in entry:
+        _validate_meta(name, entry["meta"], dtype)
+    # Every factor is checked as it comes, zeros aside, so that no product grows past
+    # the limits (numpy refuses a shape whose non-zero dimensions overflow its index
+    # type even when another dimension is 0, and loads 0-byte elements in any number).
+    nonzero = 1
     for n in shape:
-        count *= n
-    size = count * dtype.itemsize
+        if n:
+            nonzero *= n
+            if nonzero > MAX_ELEMENTS:
+                raise ResourceLimitError(
+                    f"{name}: shape {tuple(shape)} has more than {MAX_ELEMENTS} elements "
+                    "(limit MAX_ELEMENTS, zero dimensions aside)"
+                )
+    count = nonzero if all(shape) else 0
+    size = nonzero * max(dtype.itemsize, 1)
     if size > MAX_ARRAY_BYTES:
-        raise ResourceLimitError(f"{name}: {size} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit")
+        raise ResourceLimitError(
+            f"{name}: {size} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit (MAX_ARRAY_BYTES)"
+        )
+    size = count * dtype.itemsize
     if codec is not None and size > max(2**20, MAX_RATIO * entry["length"]):
         raise ResourceLimitError(
             f"{name}: {entry['length']} compressed bytes cannot honestly expand to {size}"
@@ -459,7 +512,24 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
         )
 
 
-_DTYPE_RE = re.compile(r"[<>|](b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
+_DTYPE_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
+
+
+def _dtype_from_string(descr: str) -> Any:
+    """A dtype string of the closed set. With ``<``, ``>`` or ``|`` it must be numpy's own
+    spelling (``|i4`` and ``<b1`` are not); ``=`` or nothing means native order."""
+    import numpy as np
+
+    if not _DTYPE_RE.match(descr):
+        raise ValueError(descr)
+    dtype = np.dtype(descr)
+    order = descr[0] if descr[0] in "<>|=" else ""
+    if order in ("", "="):
+        if dtype.str[1:] != descr[len(order) :]:
+            raise ValueError(descr)
+    elif dtype.str != descr:
+        raise ValueError(descr)
+    return dtype
 
 
 _dtype_cache: dict[str, Any] = {}
@@ -485,15 +555,11 @@ def _parse_dtype(descr: Any, where: str) -> Any:
 
     try:
         if isinstance(descr, str):
-            if not _DTYPE_RE.match(descr):
-                raise ValueError(descr)
-            dtype = np.dtype(descr)
-            if dtype.str != descr:  # only numpy's own spelling: explicit byte order
-                raise ValueError(descr)
+            dtype = _dtype_from_string(descr)
         else:
             dtype = np.lib.format.descr_to_dtype(_descr_from_json(descr))
-    except (TypeError, ValueError) as exc:
-        raise FormatError(f"{where}: unsupported dtype {descr!r}") from exc
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+        raise FormatError(f"{where}: unsupported dtype {shown(descr)}") from exc
     if dtype.hasobject:
         raise FormatError(f"{where}: object dtypes are never stored as raw bytes")
     return dtype
@@ -501,8 +567,6 @@ def _parse_dtype(descr: Any, where: str) -> Any:
 
 def _descr_from_json(descr: Any, depth: int = 0) -> Any:
     """JSON lists back to the tuples numpy's descr uses, validating as we go."""
-    import numpy as np
-
     if depth > 8 or not isinstance(descr, list):
         raise ValueError("bad structured dtype")
     fields: list[tuple[Any, ...]] = []
@@ -512,9 +576,10 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
         name, sub = field[0], field[1]
         if not isinstance(name, str):
             raise ValueError("bad field name")
-        sub = sub if isinstance(sub, str) else _descr_from_json(sub, depth + 1)
-        if isinstance(sub, str) and (not _DTYPE_RE.match(sub) or np.dtype(sub).str != sub):
-            raise ValueError(sub)
+        if isinstance(sub, str):
+            _dtype_from_string(sub)
+        else:
+            sub = _descr_from_json(sub, depth + 1)
         if len(field) == 3:
             if not isinstance(field[2], list) or not all(
                 isinstance(n, int) and n >= 0 for n in field[2]

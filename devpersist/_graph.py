@@ -38,7 +38,9 @@ from ._exceptions import (
     ResourceLimitError,
     UnsupportedObjectError,
     UntrustedTypeError,
+    printable,
 )
+from ._opcodes import precheck
 from ._validate import VALIDATORS, checked_class
 
 PROTOCOL = 5
@@ -368,7 +370,15 @@ def dump_graph(obj: Any) -> tuple[bytes, list[ArrayRef]]:
         raise _unsupported(obj, exc) from exc
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
         raise _unsupported(obj, exc) from exc
-    return buf.getvalue(), pickler.refs
+    data = buf.getvalue()
+    try:
+        precheck(data)  # a file no reader would accept is not written
+    except ResourceLimitError as exc:
+        raise UnsupportedObjectError(
+            f"this object's graph breaks a limit every reader enforces ({exc}); "
+            "nothing was written"
+        ) from exc
+    return data, pickler.refs
 
 
 def _named(root: Any, culprit: Any, reason: str) -> UnsupportedObjectError:
@@ -456,6 +466,12 @@ class _Stub:
         self.parts.append(value)
 
 
+def _said(exc: BaseException) -> str:
+    """An exception's message for ours: it may quote file data, so escaped and cut."""
+    text = printable(str(exc))
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def _name(origin: Any) -> str:
     return ".".join(origin) if isinstance(origin, tuple) else str(origin)
 
@@ -515,6 +531,8 @@ class _AuditUnpickler(pickle.Unpickler):
 def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     """Audit a stream without importing or building anything real: every global it
     names, which it calls and which results it modifies, with resource limits."""
+    if limits:
+        precheck(data)  # before the C unpickler spends what the stream asks for
     result = Audit()
     stream = io.BytesIO(data)
     token = _AUDIT.set(result)
@@ -523,11 +541,11 @@ def audit(data: bytes, n_arrays: int, limits: bool = True) -> Audit:
     except (FormatError, ResourceLimitError):
         raise
     except RecursionError as exc:
-        raise ResourceLimitError("the object graph is nested too deeply") from exc
+        raise ResourceLimitError("the object graph is nested too deeply (limit MAX_DEPTH)") from exc
     except MemoryError as exc:
         raise ResourceLimitError("the object graph needs too much memory") from exc
     except Exception as exc:
-        raise IntegrityError(f"the object graph is not a valid stream: {exc}") from exc
+        raise IntegrityError(f"the object graph is not a valid stream: {_said(exc)}") from exc
     finally:
         _AUDIT.reset(token)
     if stream.tell() != len(data):
@@ -594,10 +612,12 @@ def _check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
             if total > MAX_EXPANDED:
                 raise ResourceLimitError(
                     f"the object graph expands to more than {MAX_EXPANDED} objects "
-                    "(shared references nested in shared references)"
+                    "(shared references nested in shared references; limit MAX_EXPANDED)"
                 )
             if deepest + 1 > MAX_DEPTH:
-                raise ResourceLimitError(f"the object graph nests deeper than {MAX_DEPTH} levels")
+                raise ResourceLimitError(
+                    f"the object graph nests deeper than {MAX_DEPTH} levels (limit MAX_DEPTH)"
+                )
             continue
         if key in size or key in active:
             continue
@@ -667,7 +687,9 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
     except MemoryError as exc:
         raise ResourceLimitError("building the object needs too much memory") from exc
     except Exception as exc:
-        raise FormatError(f"the object graph could not be built: {exc}") from exc
+        raise FormatError(
+            f"the object graph could not be built ({type(exc).__name__}: {_said(exc)})"
+        ) from exc
     for validator, inst in unpickler.built:
         validator(inst)
     return obj

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the file failed verification, or ``diff`` found differences;
 2 usage error; 3 the file is missing, unreadable or not a valid devpersist file.
-Errors print one line on stderr; ``--debug`` shows the traceback.
+Errors print one line on stderr; ``--debug`` shows the traceback. Every string that
+comes from a file is printed with its non-printable characters escaped (``\\x1b``):
+a manifest cannot send escape sequences to the terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._exceptions import printable
 from ._format import decoded_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
@@ -27,8 +30,13 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _p(value: Any) -> str:
+    """A value from a file, printable: non-printable characters escaped."""
+    return printable(str(value))
+
+
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    cells = [[_p(c) for c in header]] + [[_p(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
@@ -59,15 +67,16 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(meta, indent=2, sort_keys=True))
         return EXIT_OK
     env = meta.get("environment", {})
-    print(f"{args.file}: {meta['object']['type']}")
+    kind = meta.get("object", {}).get("type", "?")
+    print(f"{_p(args.file)}: {_p(kind)}")
     print(f"  format version {meta['format_version']}, {_size(meta['file_size'])}, "
           f"{len(meta['arrays'])} arrays; checksums of the manifest verified, "
           "arrays not read (run 'devpersist verify')")  # fmt: skip
-    print(f"  saved with Python {env.get('python', '?')} on {env.get('platform', '?')}")
+    print(f"  saved with Python {_p(env.get('python', '?'))} on {_p(env.get('platform', '?'))}")
     packages = env.get("packages", {})
-    print("  " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+    print("  " + ", ".join(f"{_p(k)} {_p(v)}" for k, v in sorted(packages.items())))
     for device, name in sorted(env.get("devices", {}).items()):
-        print(f"  device {device}: {name}")
+        print(f"  device {_p(device)}: {_p(name)}")
     config = meta.get("config") or {}
     changed = {
         k: v
@@ -76,10 +85,10 @@ def _info(args: argparse.Namespace) -> int:
     }
     if config:
         print(f"  config: {json.dumps({**changed, **config.get('sklearnex', {})})}, "
-              f"SCIPY_ARRAY_API={config.get('scipy_array_api')}")  # fmt: skip
+              f"SCIPY_ARRAY_API={_p(config.get('scipy_array_api'))}")  # fmt: skip
     print(
         "  untrusted types: "
-        + (", ".join(meta["untrusted"]) or "none (loads with the default allowlist)")
+        + (", ".join(map(_p, meta["untrusted"])) or "none (loads with the default allowlist)")
     )
     if meta["arrays"]:
         rows = [_array_row(i, a) for i, a in enumerate(meta["arrays"])]
@@ -97,10 +106,10 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         report = devpersist.verify(args.file)
     except devpersist.FormatError as exc:
-        print(f"{args.file}: FAILED: {exc}", file=sys.stderr)
+        print(f"{_p(args.file)}: FAILED: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
         return EXIT_FAILED
     size = _size(report["bytes"])
-    print(f"{args.file}: OK ({report['arrays']} arrays, {size}, every checksum verified)")
+    print(f"{_p(args.file)}: OK ({report['arrays']} arrays, {size}, every checksum verified)")
     return EXIT_OK
 
 
@@ -111,7 +120,7 @@ def _convert(args: argparse.Namespace) -> int:
     meta = convert(args.src, args.dst, device=args.device, namespace=args.namespace,
                    compress=compress, precision=args.precision, trusted=args.trust)  # fmt: skip
     kind, count, size = meta["object"]["type"], len(meta["arrays"]), _size(meta["file_size"])
-    print(f"wrote {args.dst}: {kind}, {count} arrays, {size}")
+    print(f"wrote {_p(args.dst)}: {_p(kind)}, {count} arrays, {size}")
     return EXIT_OK
 
 
@@ -155,7 +164,7 @@ def _diff(args: argparse.Namespace) -> int:
             and xa["dtype"] == xb["dtype"]
         ):
             lines.append(f"array {path}: values differ")
-    print("\n".join(lines) if lines else "no differences")
+    print("\n".join(map(_p, lines)) if lines else "no differences")
     return EXIT_FAILED if lines else EXIT_OK
 
 
@@ -200,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._exceptions import DevpersistError
 
     def one_line(message: Any, category: type, *_: Any, **__: Any) -> None:
-        print(f"devpersist {args.command}: warning: {message}", file=sys.stderr)
+        text = printable(str(message), keep=chr(10))
+        print(f"devpersist {args.command}: warning: {text}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
@@ -213,5 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DevpersistError, OSError, ValueError, TypeError) as exc:
         if args.debug:
             raise
-        print(f"devpersist {args.command}: error: {exc}", file=sys.stderr)
+        print(f"devpersist {args.command}: error: {printable(str(exc), keep=chr(10))}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
+    except Exception as exc:  # a bug in devpersist: still one line, never a traceback
+        if args.debug:
+            raise
+        text = printable(f"{type(exc).__name__}: {exc}")
+        print(f"devpersist {args.command}: internal error ({text}); this is a bug, "
+              "please report it (--debug shows the traceback)", file=sys.stderr)  # fmt: skip
         return EXIT_ERROR
