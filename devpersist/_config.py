@@ -187,10 +187,11 @@ def environment_for(config: dict[str, Any] | None, namespace: str | None) -> Ite
     try:
         yield
     except BaseException:
-        if before is None:
-            os.environ.pop("SCIPY_ARRAY_API", None)
-        else:
-            os.environ["SCIPY_ARRAY_API"] = before
+        if os.environ.get("SCIPY_ARRAY_API") != before:  # untouched: nothing to undo
+            if before is None:
+                os.environ.pop("SCIPY_ARRAY_API", None)
+            else:
+                os.environ["SCIPY_ARRAY_API"] = before
         raise
 
 

@@ -181,11 +181,6 @@ def test_published_bypass_classes_run_nothing(tmp_path: Path) -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 items 1-2 (judging names without importing them; immutable dtypes): "
-    "the allowlist branch; remove this mark when merged",
-)
 def test_import_time_code_and_dtype_state_run_nothing(tmp_path: Path) -> None:
     dtype_state = (
         W.MARK + W.integer(3) + W.text("|") + W.NONE + W.text("a") + b"\x85"
