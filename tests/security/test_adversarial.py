@@ -27,7 +27,6 @@ import zipfile
 from pathlib import Path
 
 import _spec_writer as W
-import pytest
 from _harness import ALL, Case, problems, run_cases
 
 G = W.global_
