@@ -34,6 +34,7 @@ from ._environment import (
 from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchError
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph, scan
+from ._metadata import check_metadata
 from ._progress import Progress
 from ._safety import check_uses, normalize_trusted, prescreen, resolve, untrusted
 from ._walk import array_paths
@@ -56,7 +57,11 @@ def _prepare(
     compress: Any = None,
     precision: str | None = None,
     progress: Progress | None = None,
+    clamp_precision: bool = False,
+    user_metadata: dict[str, Any] | None = None,
 ) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
+    if user_metadata is not None:
+        user_metadata = check_metadata(user_metadata)
     codec = _codecs.parse_compress(compress)
     if precision is not None and precision not in _codecs.PRECISIONS:
         raise ValueError(
@@ -64,7 +69,10 @@ def _prepare(
         )
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
-    blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
+    blobs = [
+        _blob(ref, label, codec, precision, progress, clamp_precision)
+        for ref, label in zip(refs, labels)
+    ]
     names = audit(graph, len(refs), limits=False).names  # our own stream: names only
     uses_sklearnex = any(
         m.partition(".")[0] in ("sklearnex", "onedal", "daal4py") for m, _ in names
@@ -81,6 +89,8 @@ def _prepare(
     config = _config.capture(uses_sklearnex)
     if config is not None:
         metadata["config"] = config
+    if user_metadata is not None:
+        metadata["metadata"] = user_metadata
     return graph, blobs, metadata
 
 
@@ -99,6 +109,7 @@ def _blob(
     codec: tuple[str, int] | None,
     precision: str | None,
     progress: Progress | None,
+    clamp_precision: bool = False,
 ) -> BlobSource:
     """Describe one array for the manifest; its bytes are produced when written."""
     import numpy as np
@@ -108,13 +119,16 @@ def _blob(
     extra: dict[str, Any] = {}
     if _codecs.precision_applies(dtype, precision):
         assert precision is not None
+        if not clamp_precision:  # a second pass over the data, before anything is written
+            where = label or f"an array of shape {enc.shape}"
+            _codecs.check_precision(produce(), dtype, precision, where)
         source_dtype, original = dtype, produce
         dtype = _codecs.stored_dtype(precision)
         nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
         extra = {"cast": _format.dtype_to_json(source_dtype), "precision": precision}
 
         def produce() -> Iterable[memoryview]:
-            return _codecs.reduce_precision(original(), source_dtype, precision)
+            return _codecs.reduce_precision(original(), source_dtype, precision, clamp_precision)
 
     meta: dict[str, Any] = {
         "dtype": _format.dtype_to_json(dtype),
@@ -143,7 +157,13 @@ def _lazy(produce: Any, progress: Progress | None = None) -> Iterator[memoryview
 
 
 def dumps(
-    obj: Any, *, compress: Any = None, precision: str | None = None, progress: bool | None = False
+    obj: Any,
+    *,
+    compress: Any = None,
+    precision: str | None = None,
+    progress: bool | None = False,
+    clamp_precision: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> bytes:
     """Serialize ``obj`` to bytes in the devpersist format.
 
@@ -154,9 +174,20 @@ def dumps(
     compress : {None, "zstd", "lz4", "zlib", "lzma"} or (codec, level), optional
         Compress arrays of 4 KiB or more (zstd uses every core).
     precision : {None, "float16", "bfloat16"}, optional
-        Store floating arrays at half precision; :func:`load` casts them back.
+        Store floating arrays at half precision; :func:`load` casts them back. An array
+        with values the storage type cannot hold raises :class:`PrecisionLossError`
+        (naming its attribute path) before anything is written: finite values beyond its
+        range (65504 for float16), or non-zero values that would become 0 although they
+        exceed the type's epsilon times the array's largest magnitude.
     progress : bool or None
         Show a progress bar on stderr; None: only in a terminal and for 64 MiB or more.
+    clamp_precision : bool
+        With ``precision``: store out-of-range values as the storage type's largest
+        finite value (and vanishing ones as 0) instead of raising.
+    metadata : dict, optional
+        Your own JSON metadata (owner, metrics, a training data hash...), at most 64 KiB
+        as JSON: string keys, lists, strings, finite numbers, booleans and None only.
+        Checked before anything is written; :func:`info` returns it as ``"metadata"``.
 
     Returns
     -------
@@ -168,9 +199,16 @@ def dumps(
         Some object in the graph cannot be saved; the message names its path.
     """
     bar = Progress(0, "saving", progress)
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
+    graph, blobs, manifest = _prepare(
+        obj,
+        compress=compress,
+        precision=precision,
+        progress=bar,
+        clamp_precision=clamp_precision,
+        user_metadata=metadata,
+    )
     buf = io.BytesIO()
-    _format.write_container(buf, graph, blobs, metadata)
+    _format.write_container(buf, graph, blobs, manifest)
     bar.close()
     return buf.getvalue()
 
@@ -183,6 +221,8 @@ def dump(
     precision: str | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    clamp_precision: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
     """Save ``obj`` to ``file``: a path, an fsspec URL (``s3://...``) or a binary file
     object. Options as for :func:`dumps`; ``storage_options`` go to fsspec.
@@ -193,15 +233,22 @@ def dump(
     """
     # raises before anything touches the target
     bar = Progress(0, "saving", progress)
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
+    graph, blobs, manifest = _prepare(
+        obj,
+        compress=compress,
+        precision=precision,
+        progress=bar,
+        clamp_precision=clamp_precision,
+        user_metadata=metadata,
+    )
     if _remote.is_url(file):
         with _remote.writer(file, storage_options) as f:  # type: ignore[arg-type]
-            _format.write_container(f, graph, blobs, metadata)
+            _format.write_container(f, graph, blobs, manifest)
     elif isinstance(file, (str, os.PathLike)):
         with _atomic_target(os.fspath(file)) as f:
-            _format.write_container(f, graph, blobs, metadata)
+            _format.write_container(f, graph, blobs, manifest)
     elif hasattr(file, "write"):
-        _format.write_container(file, graph, blobs, metadata)
+        _format.write_container(file, graph, blobs, manifest)
     else:
         raise TypeError(f"file must be a path or a binary file object, not {type(file).__name__}")
     bar.close()

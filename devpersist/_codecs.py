@@ -113,11 +113,18 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
 
 
 def reduce_precision(
-    chunks: Iterable[memoryview], dtype: np.dtype, precision: str
+    chunks: Iterable[memoryview], dtype: np.dtype, precision: str, clamp: bool = False
 ) -> Iterator[memoryview]:
-    """Re-encode chunks of ``dtype`` values at ``precision`` (chunks hold whole values)."""
+    """Re-encode chunks of ``dtype`` values at ``precision`` (chunks hold whole values).
+
+    With ``clamp``, finite values beyond the storage type's range are stored as its
+    largest finite value of the same sign instead of as inf.
+    """
+    limit = _max_finite(precision)
     for chunk in chunks:
         values = np.frombuffer(chunk, dtype=dtype)
+        if clamp:  # NaN and ±inf are kept: they were not finite to begin with
+            values = np.where(np.isfinite(values), np.clip(values, -limit, limit), values)
         if precision == "float16":
             stored = values.astype("<f2")
         else:
@@ -127,6 +134,73 @@ def reduce_precision(
 
 def precision_applies(dtype: np.dtype, precision: str | None) -> bool:
     return precision is not None and dtype.kind == "f" and dtype.itemsize > 2
+
+
+#: The largest finite value and the machine epsilon of each storage type.
+_RANGE = {"float16": (65504.0, 2.0**-10), "bfloat16": (float(np.float32(3.3895314e38)), 2.0**-7)}
+
+
+def _max_finite(precision: str) -> float:
+    return _RANGE[precision][0]
+
+
+def _stored_values(values: np.ndarray, precision: str) -> np.ndarray:
+    """``values`` as they come back from ``precision`` storage (float16 or float32)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if precision == "float16":
+            return values.astype(np.float16)
+        return from_bfloat16_bits(to_bfloat16_bits(values))
+
+
+def check_precision(
+    chunks: Iterable[memoryview], dtype: np.dtype, precision: str, where: str
+) -> None:
+    """Refuse an array that ``precision`` cannot hold, before anything is written.
+
+    Refused, with :class:`~devpersist.PrecisionLossError` naming ``where``:
+
+    - *overflow*: a finite value beyond the storage type's range (65504 for float16,
+      about 3.4e38 for bfloat16), which would be stored as ``inf``;
+    - *underflow that matters*: a finite non-zero value stored as 0 although its
+      magnitude exceeds the storage type's epsilon times the array's largest magnitude,
+      that is, a loss larger than the rounding already accepted for the array's largest
+      value (float16 epsilon 2**-10, bfloat16 2**-7). Tiny values next to large ones are
+      flushed to zero as half precision always does; an array of tiny values
+      (a variance of 1e-9, say) is refused instead of becoming all zeros.
+
+    NaN and infinite values are kept as they are.
+    """
+    limit, eps = _RANGE[precision]
+    overflow, largest, lost = 0, 0.0, 0.0
+    for chunk in chunks:
+        values = np.frombuffer(chunk, dtype=dtype)
+        if not values.size:
+            continue
+        stored = _stored_values(values, precision)
+        finite = np.isfinite(values)
+        magnitude = np.abs(values, where=finite, out=np.zeros(values.shape, dtype))
+        largest = max(largest, float(magnitude.max()))
+        overflow += int(np.count_nonzero(finite & ~np.isfinite(stored)))
+        flushed = (stored == 0) & (values != 0) & finite
+        if flushed.any():
+            lost = max(lost, float(magnitude[flushed].max()))
+    from ._exceptions import PrecisionLossError
+
+    hint = "save it at full precision, or pass clamp_precision=True to store it anyway"
+    if overflow:
+        raise PrecisionLossError(
+            f"precision={precision!r} cannot hold {where}: {overflow} value(s) beyond "
+            f"±{limit:.6g} would be stored as inf (largest magnitude {largest:.6g}); "
+            f"{hint}, clamped to ±{limit:.6g}",
+            where,
+        )
+    if lost and lost > eps * largest:
+        raise PrecisionLossError(
+            f"precision={precision!r} cannot hold {where}: non-zero values up to {lost:.6g} "
+            f"would be stored as 0 (the array's largest magnitude is {largest:.6g}); "
+            f"{hint}, as 0",
+            where,
+        )
 
 
 def stored_dtype(precision: str) -> np.dtype:

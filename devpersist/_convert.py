@@ -122,19 +122,26 @@ def convert(
     compress: Any = None,
     precision: str | None = None,
     trusted: Iterable[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Convert a pickle, joblib, skops or devpersist file into a devpersist file.
 
     ``device`` and ``namespace`` place the arrays as :func:`devpersist.load` does, e.g.
     ``namespace="numpy"`` turns a GPU-fitted model into a CPU/numpy artifact for serving.
     For a devpersist source, ``trusted`` extends its allowlist; for a skops source it
-    lists the types to trust. Returns the new file's :func:`devpersist.info`.
+    lists the types to trust. ``metadata`` is stored as by :func:`devpersist.dump`;
+    by default a devpersist source's metadata is kept. Returns the new file's
+    :func:`devpersist.info`.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     with open(src, "rb") as f:
         kind = detect(f.read(16))
     planned = None
     if kind == "devpersist":
+        if metadata is None:
+            from ._api import info as _info
+
+            metadata = _info(src).get("metadata")
         obj = load(src, trusted=trusted, device=device, namespace=namespace)
         planned = (
             getattr(obj, "_devpersist_config", None)
@@ -151,7 +158,7 @@ def convert(
     from ._config import applied, unwrap
 
     with applied(planned):  # the new file records the source's configuration, re-placed
-        dump(unwrap(obj), dst, compress=compress, precision=precision)
+        dump(unwrap(obj), dst, compress=compress, precision=precision, metadata=metadata)
     from ._api import info
 
     return info(dst)

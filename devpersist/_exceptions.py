@@ -11,6 +11,7 @@ devpersist::
     │   └── IntegrityError                     ...truncated, corrupted or tampered with
     ├── UntrustedTypeError (TypeError)         the file names types outside the allowlist
     ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
+    ├── PrecisionLossError (ValueError)        ``precision=`` cannot hold an array's values
     ├── DeviceError (RuntimeError)             an array cannot be placed where asked
     ├── MissingLibraryError (ImportError)      the file needs an array library not installed
     ├── VersionMismatchError (RuntimeError)    strict loading: library versions differ
@@ -28,6 +29,7 @@ __all__ = [
     "IntegrityError",
     "MissingLibraryError",
     "NotDevpersistError",
+    "PrecisionLossError",
     "RemoteStorageError",
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
@@ -80,6 +82,18 @@ class UnsupportedObjectError(DevpersistError, TypeError):
         super().__init__(message)
         self.path = path
         self.type_name = type_name
+
+
+class PrecisionLossError(DevpersistError, ValueError):
+    """``precision=`` cannot hold an array's values (they would overflow to inf or vanish).
+
+    ``path`` is the array's attribute path. Nothing was written. Save at full precision,
+    or pass ``clamp_precision=True`` to clamp to the storage type's range instead.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DeviceError(DevpersistError, RuntimeError):
