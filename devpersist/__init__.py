@@ -5,6 +5,7 @@ private.
 """
 
 from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads, verify
+from ._codecs import CodecFallbackWarning, NotMappedWarning
 from ._config import ConfiguredEstimator, ConfigWarning, unwrap
 from ._convert import UntrustedSourceWarning, convert
 from ._devices import DeviceFallbackWarning
@@ -29,6 +30,7 @@ from ._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "CodecFallbackWarning",
     "ConfigWarning",
     "ConfiguredEstimator",
     "DeviceError",
@@ -38,6 +40,7 @@ __all__ = [
     "IntegrityError",
     "MissingLibraryError",
     "NotDevpersistError",
+    "NotMappedWarning",
     "PrecisionLossError",
     "RemoteStorageError",
     "ResourceLimitError",

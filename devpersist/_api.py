@@ -171,8 +171,12 @@ def dumps(
     ----------
     obj : object
         A fitted estimator or any object graph made of allowlisted types and arrays.
-    compress : {None, "zstd", "lz4", "zlib", "lzma"} or (codec, level), optional
-        Compress arrays of 4 KiB or more (zstd uses every core).
+    compress : None, bool, int, str or (str, int), optional
+        Compress arrays of 4 KiB or more, with joblib's conventions: an int 0-9 is a
+        zlib level (0: off); True is zstd (zlib, with a warning, when zstandard is
+        missing); a codec name ``"zstd"`` (uses every core), ``"lz4"``, ``"zlib"``,
+        ``"lzma"`` (joblib's ``"gzip"`` and ``"xz"`` name the same algorithms), with an
+        optional level as ``"zstd:19"`` or ``("zstd", 19)``.
     precision : {None, "float16", "bfloat16"}, optional
         Store floating arrays at half precision; :func:`load` casts them back. An array
         with values the storage type cannot hold raises :class:`PrecisionLossError`
@@ -373,6 +377,8 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         mmap=options["mmap"],
         verify=options["verify"],
     )
+    if options["mmap"]:
+        _codecs.warn_decoded(container.arrays)
     config = manifest.get("config")  # validated with the manifest, like the environment
     mismatch = _check_versions(manifest, options["strict"])
     trusted = normalize_trusted(options["trusted"])
@@ -466,7 +472,9 @@ def load(
         versions break the compatibility policy.
     mmap : bool
         For a path: host arrays (uncompressed, full precision) are built over the
-        memory-mapped file, and nothing is read until the data is touched. numpy arrays
+        memory-mapped file, and nothing is read until the data is touched. Compressed or
+        reduced-precision arrays, and sources that are not local paths, are read instead,
+        with a ``NotMappedWarning``. numpy arrays
         are read-only views; torch CPU tensors are copy-on-write (writes stay in memory,
         never reaching the file).
     verify : bool, optional
@@ -484,9 +492,8 @@ def load(
     UntrustedTypeError
         The file names types outside the allowlist; nothing was constructed.
     """
+    mmap = mmap and _codecs.warn_unmapped(file, _remote.is_url(file))  # else read, warned
     options = _options(locals())
-    if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
-        raise TypeError("mmap=True needs a local path")
     with _source(file, mmap=mmap, storage_options=storage_options) as source:
         return _load(Container.open(source), options)
 

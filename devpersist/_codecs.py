@@ -6,7 +6,7 @@ Two independent options of ``dump``:
   (like Burn's half-precision recorder) and cast back to their dtype on load, unless
   ``load(..., restore_precision=False)``. Recorded per array as ``meta.cast`` (the dtype
   to restore) and ``meta.precision``.
-- ``compress="zstd" | "lz4" | "zlib" | "lzma"`` (or ``(codec, level)``): arrays of at least
+- ``compress=`` (see :func:`parse_compress`: joblib's conventions): arrays of at least
   :data:`MIN_COMPRESS_BYTES` are compressed; ``length`` and the checksum then describe the
   compressed bytes, so tampering is caught before a decompressor sees them, and the
   decompressed size must equal ``shape × itemsize`` exactly (no decompression bombs:
@@ -29,21 +29,117 @@ DEFAULT_LEVEL = {"zstd": 3, "lz4": 0, "zlib": 6, "lzma": 6}
 PRECISIONS = ("float16", "bfloat16")
 
 
+#: joblib's names for our codecs (the same algorithms, framed per array).
+ALIASES = {"gzip": "zlib", "xz": "lzma"}
+#: Levels each codec accepts.
+LEVELS = {
+    "zstd": range(-131072, 23),
+    "lz4": range(0, 17),
+    "zlib": range(0, 10),
+    "lzma": range(0, 10),
+}
+
+
+class CodecFallbackWarning(UserWarning):
+    """``compress=True`` chose zlib because the default codec's library is missing."""
+
+
+class NotMappedWarning(UserWarning):
+    """``mmap=True`` could not map some or all arrays: they were read into memory."""
+
+
 def parse_compress(compress: Any) -> tuple[str, int] | None:
+    """``(codec, level)`` or None, following joblib's conventions.
+
+    - None, False, 0: no compression;
+    - an int 1-9: zlib at that level (joblib's default codec);
+    - True: zstd at level 3, or zlib at level 3 with a :class:`CodecFallbackWarning`
+      when zstandard is not installed (the codec was not named, so any will do);
+    - a codec name (``"zstd"``, ``"lz4"``, ``"zlib"``, ``"lzma"``, or joblib's ``"gzip"``
+      and ``"xz"`` for the same algorithms), optionally ``"name:level"``;
+    - ``(name, level)``.
+
+    A named codec whose library is missing raises :class:`MissingLibraryError`.
+    """
     if compress is None or compress is False:
         return None
     if compress is True:
-        compress = "zstd"
+        try:
+            _module("zstd")
+        except MissingLibraryError:
+            import warnings
+
+            warnings.warn(
+                "compress=True: zstandard is not installed, so arrays are compressed with "
+                "zlib (pip install zstandard for faster, smaller files)",
+                CodecFallbackWarning,
+                stacklevel=4,
+            )
+            return "zlib", 3
+        return "zstd", DEFAULT_LEVEL["zstd"]
+    if isinstance(compress, int) and not isinstance(compress, bool):
+        if compress not in range(10):
+            raise ValueError(f"compress as an int is a zlib level from 0 to 9, not {compress}")
+        return ("zlib", compress) if compress else None
     if isinstance(compress, str):
-        codec, level = compress, None
-    elif isinstance(compress, tuple) and len(compress) == 2:
+        codec, _, text = compress.partition(":")
+        try:
+            level = int(text) if text else None
+        except ValueError:
+            raise ValueError(f"compress={compress!r}: the level after ':' must be an int") from None
+    elif isinstance(compress, (tuple, list)) and len(compress) == 2:
         codec, level = compress
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise ValueError(f"compress={compress!r}: the level must be an int")
     else:
-        raise ValueError(f"compress must be a codec name or (codec, level), not {compress!r}")
-    if codec not in CODECS:
-        raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
+        raise ValueError(
+            "compress must be None, a bool, a zlib level 0-9, a codec name or "
+            f"(codec, level), not {compress!r}"
+        )
+    if not isinstance(codec, str) or ALIASES.get(codec, codec) not in CODECS:
+        hint = " (bz2 is not one of devpersist's codecs)" if codec == "bz2" else ""
+        raise ValueError(
+            f"unknown codec {codec!r}; choose from {sorted([*CODECS, *ALIASES])}{hint}"
+        )
+    codec = ALIASES.get(codec, codec)
+    if level is not None and level not in LEVELS[codec]:
+        span = LEVELS[codec]
+        raise ValueError(f"{codec} level {level} is outside {span.start}..{span.stop - 1}")
     _module(codec)
-    return codec, DEFAULT_LEVEL[codec] if level is None else int(level)
+    return codec, DEFAULT_LEVEL[codec] if level is None else level
+
+
+def warn_unmapped(file: Any, is_url: bool) -> bool:
+    """For ``load(..., mmap=True)``: whether ``file`` can be mapped (a local path);
+    warn, as joblib does, when it cannot and is read instead."""
+    import os
+
+    if isinstance(file, (str, os.PathLike)) and not is_url:
+        return True
+    import warnings
+
+    what = "a URL" if is_url else f"a {type(file).__name__}"
+    warnings.warn(
+        f"mmap=True: the source is {what}, not a local file, so it is read into memory, not mapped",
+        NotMappedWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+def warn_decoded(arrays: list[dict[str, Any]]) -> None:
+    """For ``load(..., mmap=True)``: warn that compressed and reduced-precision arrays
+    are decompressed (or widened) into memory rather than mapped."""
+    decoded = [a for a in arrays if "codec" in a or "precision" in a.get("meta", {})]
+    if decoded:
+        import warnings
+
+        warnings.warn(
+            f"mmap=True: {len(decoded)} of {len(arrays)} arrays are compressed or stored at "
+            "reduced precision, so they are decoded into memory, not mapped",
+            NotMappedWarning,
+            stacklevel=4,
+        )
 
 
 def _module(codec: str) -> Any:

@@ -26,24 +26,51 @@ class UntrustedSourceWarning(UserWarning):
     """A pickle or joblib source was unpickled: it could have run any code."""
 
 
+#: How each compression joblib writes begins (joblib.dump(..., "model.joblib.xz") & co).
+JOBLIB_MAGICS = (
+    b"ZF",  # joblib's own zlib file (before 0.10)
+    b"\x1f\x8b\x08",  # gzip (.gz)
+    b"BZh",  # bz2 (.bz2)
+    b"\xfd7zXZ\x00",  # xz (.xz)
+    b"\x5d\x00\x00",  # lzma "alone" format (.lzma), default properties
+    b"\x04\x22\x4d\x18",  # lz4 frame (.lz4)
+    b"\x28\xb5\x2f\xfd",  # zstd frame
+)
+
+
 def detect(head: bytes) -> str:
-    """``"devpersist"``, ``"zip"`` (skops or torch.save), ``"pickle"`` or ``"joblib"``."""
+    """``"devpersist"``, ``"zip"`` (skops or torch.save), ``"pickle"`` or ``"joblib"``
+    (any compression joblib writes: zlib, gzip, bz2, xz, lzma, lz4)."""
     if head.startswith(MAGIC):
         return "devpersist"
     if head.startswith(b"PK"):
         return "zip"
     if head[:1] == b"\x80":
         return "pickle"  # plain pickles and uncompressed joblib files alike
-    if (
-        _is_zlib(head)
-        or head[:2] == b"ZF"
-        or head[:3] == b"\x1f\x8b\x08"
-        or head[:4] == b"\x28\xb5\x2f\xfd"
-    ):
+    if _is_zlib(head) or head.startswith(JOBLIB_MAGICS):
         return "joblib"
     raise FormatError(
         "the source is neither a devpersist, pickle, joblib nor skops file "
         f"(it starts with {head[:8]!r})"
+    )
+
+
+def _zip_kind(src: str) -> str:
+    """``"skops"`` or ``"torch"`` (torch.save's archive holds ``<name>/data.pkl``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(src) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise FormatError(f"the source starts like a zip archive but is not one: {exc}") from exc
+    if "schema.json" in names:
+        return "skops"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "torch"
+    raise FormatError(
+        "the source is a zip archive but neither a skops file (no schema.json) nor a "
+        "torch.save file (no data.pkl)"
     )
 
 
@@ -70,6 +97,12 @@ def _torch_storages_on(map_location: str | None) -> Iterator[None]:
 def _read_source(
     src: str, kind: str, trusted: Iterable[str] | None, map_location: str | None
 ) -> Any:
+    if kind == "zip" and _zip_kind(src) == "torch":
+        raise FormatError(
+            "the source is a torch.save file, which convert does not read: load it with "
+            "torch.load(path, weights_only=True) (or as its documentation says), then "
+            "save the object with devpersist.dump"
+        )
     if kind == "zip":
         try:
             import skops.io as sio

@@ -34,7 +34,9 @@ def test_bfloat16_holds_what_float16_cannot():
     scaler = _scaler(3e5)
     out = devpersist.loads(devpersist.dumps(scaler, precision="bfloat16"))
     expected = scaler.mean_.astype(np.float32)
-    bits = (expected.view(np.uint32).astype(np.uint64) + 0x7FFF + ((expected.view(np.uint32) >> 16) & 1)) >> 16
+    bits = (
+        expected.view(np.uint32).astype(np.uint64) + 0x7FFF + ((expected.view(np.uint32) >> 16) & 1)
+    ) >> 16
     expected = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     assert out.mean_.dtype == np.float64 and np.array_equal(out.mean_, expected)
 
@@ -46,7 +48,9 @@ def test_bfloat16_refuses_float64_beyond_its_range():
 
 def test_clamp_precision_stores_the_largest_finite_value():
     values = np.array([3e5, -3e5, 1.5, np.inf, np.nan, -np.inf])
-    out = devpersist.loads(devpersist.dumps({"a": values}, precision="float16", clamp_precision=True))["a"]
+    out = devpersist.loads(
+        devpersist.dumps({"a": values}, precision="float16", clamp_precision=True)
+    )["a"]
     finite_max = float(np.finfo(np.float16).max)
     assert out.dtype == np.float64
     assert out[:3].tolist() == [finite_max, -finite_max, 1.5]
@@ -105,3 +109,131 @@ def test_metadata_survives_convert(tmp_path):
     devpersist.dump({"w": np.arange(3.0)}, src, metadata={"owner": "me"})
     assert devpersist.convert(src, dst, compress="zlib")["metadata"] == {"owner": "me"}
     assert devpersist.info(dst)["metadata"] == {"owner": "me"}
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def _codec_of(data: bytes) -> tuple:
+    return tuple(sorted({a.get("codec") for a in devpersist.info(data)["arrays"] if "codec" in a}))
+
+
+BIG = {"w": np.arange(100_000, dtype=np.float64)}
+
+
+@pytest.mark.parametrize(
+    "compress, codec",
+    [
+        (0, ()),
+        (3, ("zlib",)),
+        (9, ("zlib",)),
+        ("gzip", ("zlib",)),
+        ("xz", ("lzma",)),
+        (("zlib", 1), ("zlib",)),
+        ("zlib:1", ("zlib",)),
+        (["lzma", 1], ("lzma",)),
+    ],
+)
+def test_joblib_compress_conventions(compress, codec):
+    data = devpersist.dumps(BIG, compress=compress)
+    assert _codec_of(data) == codec
+    assert devpersist.loads(data)["w"].tobytes() == BIG["w"].tobytes()
+
+
+def test_compress_int_is_the_zlib_level():
+    import zlib
+
+    data = devpersist.dumps(BIG, compress=1)
+    entry = devpersist.info(data)["arrays"][0]
+    stored = data[entry["offset"] : entry["offset"] + entry["length"]]
+    assert stored == zlib.compress(BIG["w"].tobytes(), 1)
+
+
+@pytest.mark.parametrize("bad", [10, -1, "bz2", "zstd:x", ("zlib", 12), ("zlib", "3"), 2.5])
+def test_bad_compress_values_are_refused(bad):
+    with pytest.raises(ValueError, match="compress|codec|level"):
+        devpersist.dumps(BIG, compress=bad)
+
+
+def test_compress_true_falls_back_to_zlib_when_zstandard_is_missing(monkeypatch):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_zstandard(name, *args, **kwargs):
+        if name == "zstandard":
+            raise ImportError("No module named 'zstandard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "zstandard", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_zstandard)
+    monkeypatch.setattr("importlib.import_module", lambda name: no_zstandard(name))
+    with pytest.warns(devpersist.CodecFallbackWarning, match="zlib"):
+        data = devpersist.dumps(BIG, compress=True)
+    assert _codec_of(data) == ("zlib",)
+    with pytest.raises(devpersist.MissingLibraryError, match="zstandard"):
+        devpersist.dumps(BIG, compress="zstd")  # named: no fallback
+
+
+def test_compress_true_is_zstd_when_installed():
+    pytest.importorskip("zstandard")
+    assert _codec_of(devpersist.dumps(BIG, compress=True)) == ("zstd",)
+
+
+def test_mmap_warns_when_it_cannot_map(tmp_path):
+    import io
+
+    path = tmp_path / "m.dvp"
+    devpersist.dump(BIG, path, compress="zlib")
+    with pytest.warns(devpersist.NotMappedWarning, match="1 of 1 arrays are compressed"):
+        out = devpersist.load(path, mmap=True)
+    assert out["w"].flags.writeable and out["w"].tobytes() == BIG["w"].tobytes()
+    with pytest.warns(devpersist.NotMappedWarning, match="BytesIO"):
+        out = devpersist.load(io.BytesIO(devpersist.dumps(BIG)), mmap=True)
+    assert out["w"].tobytes() == BIG["w"].tobytes()
+
+
+def test_mmap_warns_for_a_url():
+    pytest.importorskip("fsspec")
+    devpersist.dump(BIG, "memory://issue14/m.dvp")
+    with pytest.warns(devpersist.NotMappedWarning, match="URL"):
+        out = devpersist.load("memory://issue14/m.dvp", mmap=True)
+    assert out["w"].tobytes() == BIG["w"].tobytes()
+
+
+def test_memory_url_missing_file_is_file_not_found():
+    pytest.importorskip("fsspec")
+    with pytest.raises(FileNotFoundError, match="memory://issue14/absent.dvp"):
+        devpersist.load("memory://issue14/absent.dvp")
+    with pytest.raises(FileNotFoundError):
+        devpersist.info("memory://issue14/absent.dvp")
+
+
+# --------------------------------------------------------------------------- convert
+
+
+@pytest.mark.parametrize("ext", ["z", "gz", "bz2", "xz", "lzma", "lz4"])
+def test_convert_reads_every_joblib_compression(tmp_path, ext):
+    joblib = pytest.importorskip("joblib")
+    if ext == "lz4":
+        pytest.importorskip("lz4")
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    model = Ridge().fit(rng.random((20, 3)), rng.random(20))
+    src = tmp_path / f"m.joblib.{ext}"
+    joblib.dump(model, src)
+    with pytest.warns(devpersist.UntrustedSourceWarning):
+        devpersist.convert(src, tmp_path / "m.dvp")
+    out = devpersist.load(tmp_path / "m.dvp")
+    assert out.coef_.tobytes() == model.coef_.tobytes() and out.alpha == model.alpha
+
+
+def test_convert_names_a_torch_save_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    src = tmp_path / "t.pt"
+    torch.save({"a": torch.ones(3)}, src)
+    with pytest.raises(devpersist.FormatError, match="torch.save"):
+        devpersist.convert(src, tmp_path / "t.dvp")
+    assert not (tmp_path / "t.dvp").exists()
