@@ -237,3 +237,99 @@ def test_convert_names_a_torch_save_file(tmp_path):
     with pytest.raises(devpersist.FormatError, match="torch.save"):
         devpersist.convert(src, tmp_path / "t.dvp")
     assert not (tmp_path / "t.dvp").exists()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_diff_reports_parameters_and_attributes(tmp_path, capsys):
+    from sklearn.linear_model import Ridge
+
+    from devpersist.cli import EXIT_FAILED, main
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 3)), rng.random(30)
+    a, b = tmp_path / "a.dvp", tmp_path / "b.dvp"
+    devpersist.dump(Ridge(alpha=1.0).fit(X, y), a)
+    devpersist.dump(Ridge(alpha=5.0, fit_intercept=False).fit(X, y), b)
+    assert main(["diff", str(a), str(b)]) == EXIT_FAILED
+    out = capsys.readouterr().out.splitlines()
+    assert "parameter Ridge.alpha: 1.0 -> 5.0" in out
+    assert "parameter Ridge.fit_intercept: True -> False" in out
+    intercept = Ridge(alpha=1.0).fit(X, y).intercept_
+    assert f"attribute Ridge.intercept_: {float(intercept)!r} -> 0.0" in out
+    assert "array Ridge.coef_: values differ" in out
+    assert out.index("parameter Ridge.alpha: 1.0 -> 5.0") < out.index(
+        "array Ridge.coef_: values differ"
+    )
+
+
+def test_cli_diff_orders_paths_naturally(tmp_path, capsys):
+    from sklearn.ensemble import RandomForestRegressor
+
+    from devpersist.cli import main
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((20, 2)), rng.random(20)
+    for seed in (0, 1):
+        model = RandomForestRegressor(n_estimators=12, max_depth=1, random_state=seed).fit(X, y)
+        devpersist.dump(model, tmp_path / f"{seed}.dvp")
+    main(["diff", str(tmp_path / "0.dvp"), str(tmp_path / "1.dvp")])
+    out = capsys.readouterr().out
+    assert "RandomForestRegressor.random_state: 0 -> 1" in out
+    assert 0 <= out.index("estimators_[2].") < out.index("estimators_[10].")
+    arrays = [line for line in out.splitlines() if line.startswith("array ")]
+    assert arrays and arrays.index(
+        next(x for x in arrays if "estimators_[2]." in x)
+    ) < arrays.index(next(x for x in arrays if "estimators_[10]." in x))
+
+
+def test_cli_diff_does_not_import_what_the_file_names(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from devpersist.cli import main
+
+    (tmp_path / "issue14_custom.py").write_text(
+        "class Thing:\n    def __init__(self, k):\n        self.k = k\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import issue14_custom
+
+    a, b = tmp_path / "a.dvp", tmp_path / "b.dvp"
+    devpersist.dump({"t": issue14_custom.Thing(1), "f": math.pi}, a)
+    devpersist.dump({"t": issue14_custom.Thing(2), "f": math.pi}, b)
+    (tmp_path / "issue14_custom.py").write_text("raise RuntimeError('imported')\n")
+    monkeypatch.delitem(sys.modules, "issue14_custom")
+    assert main(["diff", str(a), str(b)]) == 1
+    assert capsys.readouterr().out.splitlines() == ["attribute dict['t'].k: 1 -> 2"]
+    assert "issue14_custom" not in sys.modules
+
+
+def test_cli_version_help_and_metadata(tmp_path, capsys):
+    from devpersist.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"devpersist {devpersist.__version__}"
+    for argv in (["--help"], ["convert", "--help"], ["diff", "--help"]):
+        assert main(argv) == 0
+        text = capsys.readouterr().out
+        assert "usage: devpersist" in text
+        assert "``" not in text and ":func:" not in text and ":class:" not in text
+    path = tmp_path / "m.dvp"
+    devpersist.dump({"w": np.arange(3.0)}, path, metadata={"owner": "ml-team", "r2": 0.5})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'metadata owner: "ml-team"' in out and "metadata r2: 0.5" in out
+
+
+@pytest.mark.parametrize(
+    "given, codec", [("zlib:1", "zlib"), ("3", "zlib"), ("xz", "lzma"), ("0", None)]
+)
+def test_cli_convert_takes_a_level(tmp_path, given, codec):
+    from devpersist.cli import main
+
+    src, dst = tmp_path / "a.dvp", tmp_path / "b.dvp"
+    devpersist.dump(BIG, src)
+    assert main(["convert", str(src), str(dst), "--compress", given]) == 0
+    assert devpersist.info(dst)["arrays"][0].get("codec") == codec
+    assert devpersist.load(dst)["w"].tobytes() == BIG["w"].tobytes()
