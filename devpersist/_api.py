@@ -35,7 +35,7 @@ from ._exceptions import IntegrityError, UntrustedTypeError, VersionMismatchErro
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph, scan
 from ._metadata import check_metadata
-from ._progress import Progress
+from ._progress import CountingSource, Progress
 from ._safety import check_uses, normalize_trusted, prescreen, resolve, untrusted
 from ._walk import array_paths
 
@@ -409,12 +409,21 @@ def _decode_all(container: Container, placement: Placement, progress: bool | Non
     with container.worker() as worker:
         if progress is False or (progress is None and not sys.stderr.isatty()):
             return [placement.decode(container, i, worker) for i in range(count)]
-        sizes = [_format.decoded_size(entry) for entry in container.arrays]
-        bar = Progress(sum(sizes), "loading", progress)
-        arrays = []
-        for index, size in enumerate(sizes):
-            arrays.append(placement.decode(container, index, worker))
-            bar.update(size)
+        # what will be read from the file: arrays mmap maps are not (see _progress)
+        mapped = placement.mmap and not placement.verify
+        read = [
+            e["length"]
+            for e in container.arrays
+            if not (mapped and "codec" not in e and "precision" not in e.get("meta", {}))
+        ]
+        bar = Progress(sum(read), "loading", progress)
+        source = container.source
+        counting = CountingSource(source, bar, count_views=not mapped)
+        container.source = counting  # type: ignore[assignment]
+        try:
+            arrays = [placement.decode(container, i, worker) for i in range(count)]
+        finally:
+            container.source = source
         bar.close()
         return arrays
 

@@ -333,3 +333,62 @@ def test_cli_convert_takes_a_level(tmp_path, given, codec):
     assert main(["convert", str(src), str(dst), "--compress", given]) == 0
     assert devpersist.info(dst)["arrays"][0].get("codec") == codec
     assert devpersist.load(dst)["w"].tobytes() == BIG["w"].tobytes()
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Terminal:
+    """A stand-in for stderr that records each redraw."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    @property
+    def frames(self):
+        return [f.strip() for f in self.text.replace("\n", "\r").split("\r") if f.strip()]
+
+
+def test_progress_moves_per_chunk_on_save_and_load(tmp_path, monkeypatch):
+    import re
+    import sys
+
+    from devpersist import _progress
+
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock) * 0.2)
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    payload = {"w": np.ones(12 * 2**20)}  # one 96 MiB array: 6 pieces of 16 MiB
+    path = tmp_path / "p.dvp"
+    devpersist.dump(payload, path, progress=True)
+    saving = [f for f in term.frames if "saving" in f]
+    percents = [int(re.search(r"\((\s*\d+)%\)", f).group(1)) for f in saving]
+    assert len(set(percents)) >= 6 and percents == sorted(percents) and percents[-1] == 100
+    assert all("MB" not in f for f in saving) and all(re.search(r"MiB/s", f) for f in saving)
+    assert any(re.search(r"\d+:\d\d left", f) for f in saving)
+
+    term.text = ""
+    devpersist.load(path, progress=True)
+    loading = [f for f in term.frames if "loading" in f]
+    assert len(loading) >= 3 and loading[-1].endswith("MiB/s") and "(100%)" in loading[-1]
+
+
+def test_progress_shows_no_rate_for_what_mmap_does_not_read(tmp_path, monkeypatch):
+    import sys
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    path = tmp_path / "p.dvp"
+    devpersist.dump({"w": np.ones(2**20)}, path)
+    devpersist.load(path, mmap=True, progress=True)
+    assert "/s" not in term.text
