@@ -26,9 +26,8 @@ def _target(name: str) -> str | None:
     if name.startswith(_MODULES):
         return name
     short = name.rpartition(".")[2]
-    if short in _PUBLIC and name in (short, f"devpersist.{short}") or (
-        short in _PUBLIC and name.startswith("devpersist._")
-    ):
+    public_name = name in (short, f"devpersist.{short}") or name.startswith("devpersist._")
+    if short in _PUBLIC and public_name:
         return f"devpersist.{short}"
     return None
 
