@@ -269,17 +269,11 @@ def check_precision(
     limit, eps = _RANGE[precision]
     overflow, largest, lost = 0, 0.0, 0.0
     for chunk in chunks:
-        values = np.frombuffer(chunk, dtype=dtype)
-        if not values.size:
-            continue
-        stored = _stored_values(values, precision)
-        finite = np.isfinite(values)
-        magnitude = np.abs(values, where=finite, out=np.zeros(values.shape, dtype))
-        largest = max(largest, float(magnitude.max()))
-        overflow += int(np.count_nonzero(finite & ~np.isfinite(stored)))
-        flushed = (stored == 0) & (values != 0) & finite
-        if flushed.any():
-            lost = max(lost, float(magnitude[flushed].max()))
+        everything = np.frombuffer(chunk, dtype=dtype)
+        # a few temporaries per slice: bounded memory whatever the chunk's size
+        for start in range(0, everything.size, _CHECK_SLICE):
+            values = everything[start : start + _CHECK_SLICE]
+            overflow, largest, lost = _check_slice(values, precision, overflow, largest, lost)
     from ._exceptions import PrecisionLossError
 
     hint = "save it at full precision, or pass clamp_precision=True to store it anyway"
@@ -297,6 +291,26 @@ def check_precision(
             f"{hint}, as 0",
             where,
         )
+
+
+_CHECK_SLICE = 1 << 21
+
+
+def _check_slice(
+    values: np.ndarray, precision: str, overflow: int, largest: float, lost: float
+) -> tuple[int, float, float]:
+    """Fold one slice into the running (overflow count, largest magnitude, largest
+    magnitude that would be stored as 0)."""
+    stored = _stored_values(values, precision)
+    finite = np.isfinite(values)
+    magnitude = np.abs(values, where=finite, out=np.zeros(values.shape, values.dtype))
+    if magnitude.size:
+        largest = max(largest, float(magnitude.max()))
+    overflow += int(np.count_nonzero(finite & ~np.isfinite(stored)))
+    flushed = (stored == 0) & (values != 0) & finite
+    if flushed.any():
+        lost = max(lost, float(magnitude[flushed].max()))
+    return overflow, largest, lost
 
 
 def stored_dtype(precision: str) -> np.dtype:

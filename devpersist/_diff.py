@@ -11,11 +11,13 @@ compare them). Only numpy scalars and dtypes are decoded, from their bytes, to p
 
 from __future__ import annotations
 
+import hashlib
 import io
-import math
 import pickle
 import re
 from typing import Any
+
+from ._exceptions import FormatError
 
 #: Longest value shown in a line of the diff.
 MAX_SHOWN = 80
@@ -84,7 +86,10 @@ class _Replay(pickle.Unpickler):
 
 def replay(graph: bytes) -> Any:
     """The audited ``graph`` as a tree of :class:`_Node`, plain values and placeholders."""
-    return _Replay(graph).load()
+    try:
+        return _Replay(graph).load()
+    except Exception as exc:  # audited already: a stream only real objects could build
+        raise FormatError(f"the object graph cannot be compared: {exc}") from exc
 
 
 _DTYPE_CODE = re.compile(r"[<>=|]?[biufc][1-9][0-9]?")
@@ -115,36 +120,50 @@ def _numpy_value(node: _Node) -> Any:
     return None
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (names come from the file)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def flatten(root: Any) -> dict[str, tuple[str, str]]:
+def _entry(kind: str, text: str) -> tuple[str, str, str]:
+    """``(kind, shown, compared)``: values are compared in full, shown shortened."""
+    text = printable(text)
+    shown = text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+    compared = (
+        text if len(text) <= 256 else hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+    )
+    return kind, shown, compared
+
+
+def flatten(root: Any) -> dict[str, tuple[str, str, str]]:
     """``{path: (kind, shown value)}`` for every non-array value under ``root``; kind is
     ``"parameter"`` for a scikit-learn estimator's constructor parameters (public
     attributes without a trailing underscore), else ``"attribute"``."""
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, str]] = {}
     seen: set[int] = set()
-    root_name = root.name.rpartition(".")[2] if isinstance(root, _Node) else type(root).__name__
+    root_name = (
+        printable(root.name.rpartition(".")[2]) if isinstance(root, _Node) else type(root).__name__
+    )
     stack: list[tuple[str, Any, str]] = [(root_name, root, "attribute")]
     while stack and len(out) < MAX_VALUES:
         path, obj, kind = stack.pop()
         if isinstance(obj, _Array):
             continue  # compared through the manifest's checksums
         if isinstance(obj, type) and issubclass(obj, _Global):
-            out[path] = (kind, obj.name)
+            out[path] = _entry(kind, obj.name)
             continue
         if isinstance(obj, _Node):
             value = _numpy_value(obj)
             if value is not None:
-                out[path] = (kind, _shown(value))
+                out[path] = _entry(kind, repr(value))
                 continue
         if not isinstance(obj, (_Node, list, tuple, dict, set, frozenset)):
-            out[path] = (kind, _shown(obj))
+            out[path] = _entry(kind, repr(obj))
             continue
         if id(obj) in seen:
-            out[path] = (kind, "<shared>")
+            out[path] = _entry(kind, "<shared>")
             continue
         seen.add(id(obj))
         stack.extend(reversed(list(_children(path, obj, out, kind))))
@@ -152,18 +171,18 @@ def flatten(root: Any) -> dict[str, tuple[str, str]]:
 
 
 def _children(
-    path: str, obj: Any, out: dict[str, tuple[str, str]], kind: str
+    path: str, obj: Any, out: dict[str, tuple[str, str, str]], kind: str
 ) -> list[tuple[str, Any, str]]:
     if isinstance(obj, (set, frozenset)):
-        out[path] = (kind, _shown(sorted(map(repr, obj))))
+        out[path] = _entry(kind, repr(sorted(map(repr, obj))))
         return []
     if isinstance(obj, (list, tuple)):
-        out[path] = (kind, f"{type(obj).__name__} of {len(obj)}")
+        out[path] = _entry(kind, f"{type(obj).__name__} of {len(obj)}")
         return [(f"{path}[{i}]", item, kind) for i, item in enumerate(obj)]
     if isinstance(obj, dict):
-        out[path] = (kind, f"dict of {len(obj)}")
+        out[path] = _entry(kind, f"dict of {len(obj)}")
         return [(f"{path}[{key!r}]", value, kind) for key, value in obj.items()]
-    out[path] = (kind, obj.name)
+    out[path] = _entry(kind, obj.name)
     found: list[tuple[str, Any, str]] = []
     found += [(f"{path}({i})", arg, "attribute") for i, arg in enumerate(obj.args)]
     found += [(f"{path}({k}=)", arg, "attribute") for k, arg in obj.kwargs.items()]
@@ -202,7 +221,7 @@ def _is_below(path: str, parent: str) -> bool:
 
 
 def compare(
-    a: dict[str, tuple[str, str]], b: dict[str, tuple[str, str]], names: tuple[str, str]
+    a: dict[str, tuple[str, str, str]], b: dict[str, tuple[str, str, str]], names: tuple[str, str]
 ) -> list[str]:
     """Lines describing what differs between two :func:`flatten` results: parameters
     first, then attributes, each in natural order; a value present on one side only is
@@ -212,17 +231,13 @@ def compare(
     for path in sorted(set(a) | set(b), key=natural_key):
         va, vb = a.get(path), b.get(path)
         if va is not None and vb is not None:
-            if va[1] != vb[1] and not (_nan(va[1]) and _nan(vb[1])):
+            if va[2] != vb[2]:
                 lines[va[0]].append(f"{va[0]} {path}: {va[1]} -> {vb[1]}")
             continue
         if any(_is_below(path, parent) for parent in only[-64:]):
             continue
         only.append(path)
-        kind, shown = va or vb  # type: ignore[misc]
+        kind, shown, _ = va or vb  # type: ignore[misc]
         side = names[0] if va is not None else names[1]
         lines[kind].append(f"{kind} {path}: only in {side} ({shown})")
     return lines["parameter"] + lines["attribute"]
-
-
-def _nan(shown: str) -> bool:
-    return shown == repr(math.nan)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._diff import natural_key
+from ._diff import natural_key, printable
 from ._format import decoded_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
@@ -83,7 +83,8 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  config: {json.dumps({**changed, **config.get('sklearnex', {})})}, "
               f"SCIPY_ARRAY_API={config.get('scipy_array_api')}")  # fmt: skip
     for key, value in (meta.get("metadata") or {}).items():
-        print(f"  metadata {key}: {json.dumps(value, ensure_ascii=False)}")
+        text = printable(json.dumps(value, ensure_ascii=False))
+        print(f"  metadata {printable(key)}: {text}")
     print(
         "  untrusted types: "
         + (", ".join(meta["untrusted"]) or "none (loads with the default allowlist)")

@@ -392,3 +392,24 @@ def test_progress_shows_no_rate_for_what_mmap_does_not_read(tmp_path, monkeypatc
     devpersist.dump({"w": np.ones(2**20)}, path)
     devpersist.load(path, mmap=True, progress=True)
     assert "/s" not in term.text
+
+
+def test_cli_diff_compares_long_values_in_full_and_escapes_them(tmp_path, capsys):
+    from devpersist.cli import main
+
+    a, b = tmp_path / "a.dvp", tmp_path / "b.dvp"
+    devpersist.dump({"s": "x" * 500 + "a", "t": "\x1b[31m"}, a)
+    devpersist.dump({"s": "x" * 500 + "b", "t": "\x1b[32m"}, b)
+    assert main(["diff", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "dict['s']" in out and "\x1b" not in out and "\\x1b[31m" in out
+
+
+def test_cli_info_escapes_metadata(tmp_path, capsys):
+    from devpersist.cli import main
+
+    path = tmp_path / "m.dvp"
+    devpersist.dump({"w": 1}, path, metadata={"own\x1b[2Jer": "a\u202eb"})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[2J" in out
