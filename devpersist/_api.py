@@ -481,11 +481,10 @@ def load(
         versions break the compatibility policy.
     mmap : bool
         For a path: host arrays (uncompressed, full precision) are built over the
-        memory-mapped file, and nothing is read until the data is touched. Compressed or
-        reduced-precision arrays, and sources that are not local paths, are read instead,
-        with a ``NotMappedWarning``. numpy arrays
+        memory-mapped file, and nothing is read until the data is touched. numpy arrays
         are read-only views; torch CPU tensors are copy-on-write (writes stay in memory,
-        never reaching the file).
+        never reaching the file). Compressed or reduced-precision arrays, and sources
+        that are not local paths, are read instead, with a ``NotMappedWarning``.
     verify : bool, optional
         Verify array checksums. Default: True, except for memory-mapped arrays, which
         would have to be read in full (use ``devpersist.verify`` for those files).

@@ -24,6 +24,7 @@ def test_public_api_is_locked():
         "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
         "UntrustedSourceWarning", "convert",
+        "PrecisionLossError", "CodecFallbackWarning", "NotMappedWarning",
         "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
         "verify",
     }  # fmt: skip
