@@ -157,6 +157,7 @@ def test_bad_compress_values_are_refused(bad):
 
 def test_compress_true_falls_back_to_zlib_when_zstandard_is_missing(monkeypatch):
     import builtins
+    import importlib
     import sys
 
     real_import = builtins.__import__
@@ -168,7 +169,14 @@ def test_compress_true_falls_back_to_zlib_when_zstandard_is_missing(monkeypatch)
 
     monkeypatch.delitem(sys.modules, "zstandard", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_zstandard)
-    monkeypatch.setattr("importlib.import_module", lambda name: no_zstandard(name))
+    real_import_module = importlib.import_module
+
+    def import_module(name, package=None):
+        if name == "zstandard":
+            raise ImportError("No module named 'zstandard'")
+        return real_import_module(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
     with pytest.warns(devpersist.CodecFallbackWarning, match="zlib"):
         data = devpersist.dumps(BIG, compress=True)
     assert _codec_of(data) == ("zlib",)
