@@ -5,6 +5,7 @@ private.
 """
 
 from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads, verify
+from ._codecs import CodecFallbackWarning, NotMappedWarning
 from ._config import ConfiguredEstimator, ConfigWarning, unwrap
 from ._convert import UntrustedSourceWarning, convert
 from ._devices import DeviceFallbackWarning
@@ -16,6 +17,7 @@ from ._exceptions import (
     IntegrityError,
     MissingLibraryError,
     NotDevpersistError,
+    PrecisionLossError,
     RemoteStorageError,
     ResourceLimitError,
     UnsafeTrustError,
@@ -31,6 +33,7 @@ from ._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "CodecFallbackWarning",
     "ConfigWarning",
     "ConfiguredEstimator",
     "DeviceError",
@@ -40,6 +43,8 @@ __all__ = [
     "IntegrityError",
     "MissingLibraryError",
     "NotDevpersistError",
+    "NotMappedWarning",
+    "PrecisionLossError",
     "RemoteStorageError",
     "ResourceLimitError",
     "UnsafeTrustError",

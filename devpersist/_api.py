@@ -39,7 +39,8 @@ from ._exceptions import (
 )
 from ._format import BlobSource, Container
 from ._graph import audit, dump_graph, load_graph
-from ._progress import Progress
+from ._metadata import check_metadata
+from ._progress import CountingSource, Progress
 from ._safety import audit_refusals, check_uses, normalize_trusted, prescreen, refused, resolve
 from ._walk import array_paths
 
@@ -61,7 +62,11 @@ def _prepare(
     compress: Any = None,
     precision: str | None = None,
     progress: Progress | None = None,
+    clamp_precision: bool = False,
+    user_metadata: dict[str, Any] | None = None,
 ) -> tuple[bytes, list[BlobSource], dict[str, Any]]:
+    if user_metadata is not None:
+        user_metadata = check_metadata(user_metadata)
     codec = _codecs.parse_compress(compress)
     if precision is not None and precision not in _codecs.PRECISIONS:
         raise ValueError(
@@ -69,7 +74,10 @@ def _prepare(
         )
     graph, refs = dump_graph(obj)
     labels = array_paths(obj, [r.obj for r in refs], [r.owner for r in refs]) if refs else []
-    blobs = [_blob(ref, label, codec, precision, progress) for ref, label in zip(refs, labels)]
+    blobs = [
+        _blob(ref, label, codec, precision, progress, clamp_precision)
+        for ref, label in zip(refs, labels)
+    ]
     audited = audit(graph, len(refs), limits=False)  # our own stream: names and uses
     names = audited.names
     _warn_untrusted(audited)
@@ -88,6 +96,8 @@ def _prepare(
     config = _config.capture(uses_sklearnex)
     if config is not None:
         metadata["config"] = config
+    if user_metadata is not None:
+        metadata["metadata"] = user_metadata
     return graph, blobs, metadata
 
 
@@ -122,6 +132,7 @@ def _blob(
     codec: tuple[str, int] | None,
     precision: str | None,
     progress: Progress | None,
+    clamp_precision: bool = False,
 ) -> BlobSource:
     """Describe one array for the manifest; its bytes are produced when written."""
     import numpy as np
@@ -131,13 +142,16 @@ def _blob(
     extra: dict[str, Any] = {}
     if _codecs.precision_applies(dtype, precision):
         assert precision is not None
+        if not clamp_precision:  # a second pass over the data, before anything is written
+            where = label or f"an array of shape {enc.shape}"
+            _codecs.check_precision(produce(), dtype, precision, where)
         source_dtype, original = dtype, produce
         dtype = _codecs.stored_dtype(precision)
         nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
         extra = {"cast": _format.dtype_to_json(source_dtype), "precision": precision}
 
         def produce() -> Iterable[memoryview]:
-            return _codecs.reduce_precision(original(), source_dtype, precision)
+            return _codecs.reduce_precision(original(), source_dtype, precision, clamp_precision)
 
     meta: dict[str, Any] = {
         "dtype": _format.dtype_to_json(dtype),
@@ -166,7 +180,13 @@ def _lazy(produce: Any, progress: Progress | None = None) -> Iterator[memoryview
 
 
 def dumps(
-    obj: Any, *, compress: Any = None, precision: str | None = None, progress: bool | None = False
+    obj: Any,
+    *,
+    compress: Any = None,
+    precision: str | None = None,
+    progress: bool | None = False,
+    clamp_precision: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> bytes:
     """Serialize ``obj`` to bytes in the devpersist format.
 
@@ -174,12 +194,27 @@ def dumps(
     ----------
     obj : object
         A fitted estimator or any object graph made of allowlisted types and arrays.
-    compress : {None, "zstd", "lz4", "zlib", "lzma"} or (codec, level), optional
-        Compress arrays of 4 KiB or more (zstd uses every core).
+    compress : None, bool, int, str or (str, int), optional
+        Compress arrays of 4 KiB or more, with joblib's conventions: an int 0-9 is a
+        zlib level (0: off); True is zstd (zlib, with a warning, when zstandard is
+        missing); a codec name ``"zstd"`` (uses every core), ``"lz4"``, ``"zlib"``,
+        ``"lzma"`` (joblib's ``"gzip"`` and ``"xz"`` name the same algorithms), with an
+        optional level as ``"zstd:19"`` or ``("zstd", 19)``.
     precision : {None, "float16", "bfloat16"}, optional
-        Store floating arrays at half precision; :func:`load` casts them back.
+        Store floating arrays at half precision; :func:`load` casts them back. An array
+        with values the storage type cannot hold raises :class:`PrecisionLossError`
+        (naming its attribute path) before anything is written: finite values beyond its
+        range (65504 for float16), or non-zero values that would become 0 although they
+        exceed the type's epsilon times the array's largest magnitude.
     progress : bool or None
         Show a progress bar on stderr; None: only in a terminal and for 64 MiB or more.
+    clamp_precision : bool
+        With ``precision``: store out-of-range values as the storage type's largest
+        finite value (and vanishing ones as 0) instead of raising.
+    metadata : dict, optional
+        Your own JSON metadata (owner, metrics, a training data hash...), at most 64 KiB
+        as JSON: string keys, lists, strings, finite numbers, booleans and None only.
+        Checked before anything is written; :func:`info` returns it as ``"metadata"``.
 
     Returns
     -------
@@ -191,9 +226,16 @@ def dumps(
         Some object in the graph cannot be saved; the message names its path.
     """
     bar = Progress(0, "saving", progress)
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
+    graph, blobs, manifest = _prepare(
+        obj,
+        compress=compress,
+        precision=precision,
+        progress=bar,
+        clamp_precision=clamp_precision,
+        user_metadata=metadata,
+    )
     buf = io.BytesIO()
-    _format.write_container(buf, graph, blobs, metadata)
+    _format.write_container(buf, graph, blobs, manifest)
     bar.close()
     return buf.getvalue()
 
@@ -206,6 +248,8 @@ def dump(
     precision: str | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    clamp_precision: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
     """Save ``obj`` to ``file``: a path, an fsspec URL (``s3://...``) or a binary file
     object. Options as for :func:`dumps`; ``storage_options`` go to fsspec.
@@ -219,15 +263,22 @@ def dump(
     """
     # raises before anything touches the target
     bar = Progress(0, "saving", progress)
-    graph, blobs, metadata = _prepare(obj, compress=compress, precision=precision, progress=bar)
+    graph, blobs, manifest = _prepare(
+        obj,
+        compress=compress,
+        precision=precision,
+        progress=bar,
+        clamp_precision=clamp_precision,
+        user_metadata=metadata,
+    )
     if _remote.is_url(file):
         with _remote.writer(file, storage_options) as f:  # type: ignore[arg-type]
-            _format.write_container(f, graph, blobs, metadata)
+            _format.write_container(f, graph, blobs, manifest)
     elif isinstance(file, (str, os.PathLike)):
         with _atomic_target(os.fspath(file)) as f:
-            _format.write_container(f, graph, blobs, metadata)
+            _format.write_container(f, graph, blobs, manifest)
     elif hasattr(file, "write"):
-        _format.write_container(file, graph, blobs, metadata)
+        _format.write_container(file, graph, blobs, manifest)
     else:
         raise TypeError(f"file must be a path or a binary file object, not {type(file).__name__}")
     bar.close()
@@ -419,6 +470,8 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         mmap=options["mmap"],
         verify=options["verify"],
     )
+    if options["mmap"]:
+        _codecs.warn_decoded(container.arrays)
     config = manifest.get("config")  # validated with the manifest, like the environment
     mismatch = _check_versions(manifest, options["strict"])
     trusted = normalize_trusted(options["trusted"])
@@ -449,12 +502,21 @@ def _decode_all(container: Container, placement: Placement, progress: bool | Non
     with container.worker() as worker:
         if progress is False or (progress is None and not sys.stderr.isatty()):
             return [placement.decode(container, i, worker) for i in range(count)]
-        sizes = [_format.decoded_size(entry) for entry in container.arrays]
-        bar = Progress(sum(sizes), "loading", progress)
-        arrays = []
-        for index, size in enumerate(sizes):
-            arrays.append(placement.decode(container, index, worker))
-            bar.update(size)
+        # what will be read from the file: arrays mmap maps are not (see _progress)
+        mapped = placement.mmap and not placement.verify
+        read = [
+            e["length"]
+            for e in container.arrays
+            if not (mapped and "codec" not in e and "precision" not in e.get("meta", {}))
+        ]
+        bar = Progress(sum(read), "loading", progress)
+        source = container.source
+        counting = CountingSource(source, bar, count_views=not mapped)
+        container.source = counting  # type: ignore[assignment]
+        try:
+            arrays = [placement.decode(container, i, worker) for i in range(count)]
+        finally:
+            container.source = source
         bar.close()
         return arrays
 
@@ -514,7 +576,8 @@ def load(
         For a path: host arrays (uncompressed, full precision) are built over the
         memory-mapped file, and nothing is read until the data is touched. numpy arrays
         are read-only views; torch CPU tensors are copy-on-write (writes stay in memory,
-        never reaching the file).
+        never reaching the file). Compressed or reduced-precision arrays, and sources
+        that are not local paths, are read instead, with a ``NotMappedWarning``.
     verify : bool, optional
         Verify array checksums. Default: True, except for memory-mapped arrays, which
         would have to be read in full (use ``devpersist.verify`` for those files).
@@ -530,9 +593,8 @@ def load(
     UntrustedTypeError
         The file names types outside the allowlist; nothing was constructed.
     """
+    mmap = mmap and _codecs.warn_unmapped(file, _remote.is_url(file))  # else read, warned
     options = _options(locals())
-    if mmap and (not isinstance(file, (str, os.PathLike)) or _remote.is_url(file)):
-        raise TypeError("mmap=True needs a local path")
     with _source(file, mmap=mmap, storage_options=storage_options) as source:
         return _load(Container.open(source), options)
 

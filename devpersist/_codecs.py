@@ -6,7 +6,7 @@ Two independent options of ``dump``:
   (like Burn's half-precision recorder) and cast back to their dtype on load, unless
   ``load(..., restore_precision=False)``. Recorded per array as ``meta.cast`` (the dtype
   to restore) and ``meta.precision``.
-- ``compress="zstd" | "lz4" | "zlib" | "lzma"`` (or ``(codec, level)``): arrays of at least
+- ``compress=`` (see :func:`parse_compress`: joblib's conventions): arrays of at least
   :data:`MIN_COMPRESS_BYTES` are compressed; ``length`` and the checksum then describe the
   compressed bytes, so tampering is caught before a decompressor sees them, and the
   decompressed size must equal ``shape × itemsize`` exactly (no decompression bombs:
@@ -29,21 +29,117 @@ DEFAULT_LEVEL = {"zstd": 3, "lz4": 0, "zlib": 6, "lzma": 6}
 PRECISIONS = ("float16", "bfloat16")
 
 
+#: joblib's names for our codecs (the same algorithms, framed per array).
+ALIASES = {"gzip": "zlib", "xz": "lzma"}
+#: Levels each codec accepts.
+LEVELS = {
+    "zstd": range(-131072, 23),
+    "lz4": range(0, 17),
+    "zlib": range(0, 10),
+    "lzma": range(0, 10),
+}
+
+
+class CodecFallbackWarning(UserWarning):
+    """``compress=True`` chose zlib because the default codec's library is missing."""
+
+
+class NotMappedWarning(UserWarning):
+    """``mmap=True`` could not map some or all arrays: they were read into memory."""
+
+
 def parse_compress(compress: Any) -> tuple[str, int] | None:
+    """``(codec, level)`` or None, following joblib's conventions.
+
+    - None, False, 0: no compression;
+    - an int 1-9: zlib at that level (joblib's default codec);
+    - True: zstd at level 3, or zlib at level 3 with a :class:`CodecFallbackWarning`
+      when zstandard is not installed (the codec was not named, so any will do);
+    - a codec name (``"zstd"``, ``"lz4"``, ``"zlib"``, ``"lzma"``, or joblib's ``"gzip"``
+      and ``"xz"`` for the same algorithms), optionally ``"name:level"``;
+    - ``(name, level)``.
+
+    A named codec whose library is missing raises :class:`MissingLibraryError`.
+    """
     if compress is None or compress is False:
         return None
     if compress is True:
-        compress = "zstd"
+        try:
+            _module("zstd")
+        except MissingLibraryError:
+            import warnings
+
+            warnings.warn(
+                "compress=True: zstandard is not installed, so arrays are compressed with "
+                "zlib (pip install zstandard for faster, smaller files)",
+                CodecFallbackWarning,
+                stacklevel=4,
+            )
+            return "zlib", 3
+        return "zstd", DEFAULT_LEVEL["zstd"]
+    if isinstance(compress, int) and not isinstance(compress, bool):
+        if compress not in range(10):
+            raise ValueError(f"compress as an int is a zlib level from 0 to 9, not {compress}")
+        return ("zlib", compress) if compress else None
     if isinstance(compress, str):
-        codec, level = compress, None
-    elif isinstance(compress, tuple) and len(compress) == 2:
+        codec, _, text = compress.partition(":")
+        try:
+            level = int(text) if text else None
+        except ValueError:
+            raise ValueError(f"compress={compress!r}: the level after ':' must be an int") from None
+    elif isinstance(compress, (tuple, list)) and len(compress) == 2:
         codec, level = compress
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise ValueError(f"compress={compress!r}: the level must be an int")
     else:
-        raise ValueError(f"compress must be a codec name or (codec, level), not {compress!r}")
-    if codec not in CODECS:
-        raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
+        raise ValueError(
+            "compress must be None, a bool, a zlib level 0-9, a codec name or "
+            f"(codec, level), not {compress!r}"
+        )
+    if not isinstance(codec, str) or ALIASES.get(codec, codec) not in CODECS:
+        hint = " (bz2 is not one of devpersist's codecs)" if codec == "bz2" else ""
+        raise ValueError(
+            f"unknown codec {codec!r}; choose from {sorted([*CODECS, *ALIASES])}{hint}"
+        )
+    codec = ALIASES.get(codec, codec)
+    if level is not None and level not in LEVELS[codec]:
+        span = LEVELS[codec]
+        raise ValueError(f"{codec} level {level} is outside {span.start}..{span.stop - 1}")
     _module(codec)
-    return codec, DEFAULT_LEVEL[codec] if level is None else int(level)
+    return codec, DEFAULT_LEVEL[codec] if level is None else level
+
+
+def warn_unmapped(file: Any, is_url: bool) -> bool:
+    """For ``load(..., mmap=True)``: whether ``file`` can be mapped (a local path);
+    warn, as joblib does, when it cannot and is read instead."""
+    import os
+
+    if isinstance(file, (str, os.PathLike)) and not is_url:
+        return True
+    import warnings
+
+    what = "a URL" if is_url else f"a {type(file).__name__}"
+    warnings.warn(
+        f"mmap=True: the source is {what}, not a local file, so it is read into memory, not mapped",
+        NotMappedWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+def warn_decoded(arrays: list[dict[str, Any]]) -> None:
+    """For ``load(..., mmap=True)``: warn that compressed and reduced-precision arrays
+    are decompressed (or widened) into memory rather than mapped."""
+    decoded = [a for a in arrays if "codec" in a or "precision" in a.get("meta", {})]
+    if decoded:
+        import warnings
+
+        warnings.warn(
+            f"mmap=True: {len(decoded)} of {len(arrays)} arrays are compressed or stored at "
+            "reduced precision, so they are decoded into memory, not mapped",
+            NotMappedWarning,
+            stacklevel=4,
+        )
 
 
 def _module(codec: str) -> Any:
@@ -113,11 +209,18 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
 
 
 def reduce_precision(
-    chunks: Iterable[memoryview], dtype: np.dtype, precision: str
+    chunks: Iterable[memoryview], dtype: np.dtype, precision: str, clamp: bool = False
 ) -> Iterator[memoryview]:
-    """Re-encode chunks of ``dtype`` values at ``precision`` (chunks hold whole values)."""
+    """Re-encode chunks of ``dtype`` values at ``precision`` (chunks hold whole values).
+
+    With ``clamp``, finite values beyond the storage type's range are stored as its
+    largest finite value of the same sign instead of as inf.
+    """
+    limit = _max_finite(precision)
     for chunk in chunks:
         values = np.frombuffer(chunk, dtype=dtype)
+        if clamp:  # NaN and ±inf are kept: they were not finite to begin with
+            values = np.where(np.isfinite(values), np.clip(values, -limit, limit), values)
         if precision == "float16":
             stored = values.astype("<f2")
         else:
@@ -127,6 +230,87 @@ def reduce_precision(
 
 def precision_applies(dtype: np.dtype, precision: str | None) -> bool:
     return precision is not None and dtype.kind == "f" and dtype.itemsize > 2
+
+
+#: The largest finite value and the machine epsilon of each storage type.
+_RANGE = {"float16": (65504.0, 2.0**-10), "bfloat16": (float(np.float32(3.3895314e38)), 2.0**-7)}
+
+
+def _max_finite(precision: str) -> float:
+    return _RANGE[precision][0]
+
+
+def _stored_values(values: np.ndarray, precision: str) -> np.ndarray:
+    """``values`` as they come back from ``precision`` storage (float16 or float32)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if precision == "float16":
+            return values.astype(np.float16)
+        return from_bfloat16_bits(to_bfloat16_bits(values))
+
+
+def check_precision(
+    chunks: Iterable[memoryview], dtype: np.dtype, precision: str, where: str
+) -> None:
+    """Refuse an array that ``precision`` cannot hold, before anything is written.
+
+    Refused, with :class:`~devpersist.PrecisionLossError` naming ``where``:
+
+    - *overflow*: a finite value beyond the storage type's range (65504 for float16,
+      about 3.4e38 for bfloat16), which would be stored as ``inf``;
+    - *underflow that matters*: a finite non-zero value stored as 0 although its
+      magnitude exceeds the storage type's epsilon times the array's largest magnitude,
+      that is, a loss larger than the rounding already accepted for the array's largest
+      value (float16 epsilon 2**-10, bfloat16 2**-7). Tiny values next to large ones are
+      flushed to zero as half precision always does; an array of tiny values
+      (a variance of 1e-9, say) is refused instead of becoming all zeros.
+
+    NaN and infinite values are kept as they are.
+    """
+    limit, eps = _RANGE[precision]
+    overflow, largest, lost = 0, 0.0, 0.0
+    for chunk in chunks:
+        everything = np.frombuffer(chunk, dtype=dtype)
+        # a few temporaries per slice: bounded memory whatever the chunk's size
+        for start in range(0, everything.size, _CHECK_SLICE):
+            values = everything[start : start + _CHECK_SLICE]
+            overflow, largest, lost = _check_slice(values, precision, overflow, largest, lost)
+    from ._exceptions import PrecisionLossError
+
+    hint = "save it at full precision, or pass clamp_precision=True to store it anyway"
+    if overflow:
+        raise PrecisionLossError(
+            f"precision={precision!r} cannot hold {where}: {overflow} value(s) beyond "
+            f"±{limit:.6g} would be stored as inf (largest magnitude {largest:.6g}); "
+            f"{hint}, clamped to ±{limit:.6g}",
+            where,
+        )
+    if lost and lost > eps * largest:
+        raise PrecisionLossError(
+            f"precision={precision!r} cannot hold {where}: non-zero values up to {lost:.6g} "
+            f"would be stored as 0 (the array's largest magnitude is {largest:.6g}); "
+            f"{hint}, as 0",
+            where,
+        )
+
+
+_CHECK_SLICE = 1 << 21
+
+
+def _check_slice(
+    values: np.ndarray, precision: str, overflow: int, largest: float, lost: float
+) -> tuple[int, float, float]:
+    """Fold one slice into the running (overflow count, largest magnitude, largest
+    magnitude that would be stored as 0)."""
+    stored = _stored_values(values, precision)
+    finite = np.isfinite(values)
+    magnitude = np.abs(values, where=finite, out=np.zeros(values.shape, values.dtype))
+    if magnitude.size:
+        largest = max(largest, float(magnitude.max()))
+    overflow += int(np.count_nonzero(finite & ~np.isfinite(stored)))
+    flushed = (stored == 0) & (values != 0) & finite
+    if flushed.any():
+        lost = max(lost, float(magnitude[flushed].max()))
+    return overflow, largest, lost
 
 
 def stored_dtype(precision: str) -> np.dtype:

@@ -26,24 +26,51 @@ class UntrustedSourceWarning(UserWarning):
     """A pickle or joblib source was unpickled: it could have run any code."""
 
 
+#: How each compression joblib writes begins (joblib.dump(..., "model.joblib.xz") & co).
+JOBLIB_MAGICS = (
+    b"ZF",  # joblib's own zlib file (before 0.10)
+    b"\x1f\x8b\x08",  # gzip (.gz)
+    b"BZh",  # bz2 (.bz2)
+    b"\xfd7zXZ\x00",  # xz (.xz)
+    b"\x5d\x00\x00",  # lzma "alone" format (.lzma), default properties
+    b"\x04\x22\x4d\x18",  # lz4 frame (.lz4)
+    b"\x28\xb5\x2f\xfd",  # zstd frame
+)
+
+
 def detect(head: bytes) -> str:
-    """``"devpersist"``, ``"zip"`` (skops or torch.save), ``"pickle"`` or ``"joblib"``."""
+    """``"devpersist"``, ``"zip"`` (skops or torch.save), ``"pickle"`` or ``"joblib"``
+    (any compression joblib writes: zlib, gzip, bz2, xz, lzma, lz4)."""
     if head.startswith(MAGIC):
         return "devpersist"
     if head.startswith(b"PK"):
         return "zip"
     if head[:1] == b"\x80":
         return "pickle"  # plain pickles and uncompressed joblib files alike
-    if (
-        _is_zlib(head)
-        or head[:2] == b"ZF"
-        or head[:3] == b"\x1f\x8b\x08"
-        or head[:4] == b"\x28\xb5\x2f\xfd"
-    ):
+    if _is_zlib(head) or head.startswith(JOBLIB_MAGICS):
         return "joblib"
     raise FormatError(
         "the source is neither a devpersist, pickle, joblib nor skops file "
         f"(it starts with {head[:8]!r})"
+    )
+
+
+def _zip_kind(src: str) -> str:
+    """``"skops"`` or ``"torch"`` (torch.save's archive holds ``<name>/data.pkl``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(src) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise FormatError(f"the source starts like a zip archive but is not one: {exc}") from exc
+    if "schema.json" in names:
+        return "skops"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "torch"
+    raise FormatError(
+        "the source is a zip archive but neither a skops file (no schema.json) nor a "
+        "torch.save file (no data.pkl)"
     )
 
 
@@ -70,6 +97,12 @@ def _torch_storages_on(map_location: str | None) -> Iterator[None]:
 def _read_source(
     src: str, kind: str, trusted: Iterable[str] | None, map_location: str | None
 ) -> Any:
+    if kind == "zip" and _zip_kind(src) == "torch":
+        raise FormatError(
+            "the source is a torch.save file, which convert does not read: load it with "
+            "torch.load(path, weights_only=True) (or as its documentation says), then "
+            "save the object with devpersist.dump"
+        )
     if kind == "zip":
         try:
             import skops.io as sio
@@ -122,19 +155,26 @@ def convert(
     compress: Any = None,
     precision: str | None = None,
     trusted: Iterable[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Convert a pickle, joblib, skops or devpersist file into a devpersist file.
 
     ``device`` and ``namespace`` place the arrays as :func:`devpersist.load` does, e.g.
     ``namespace="numpy"`` turns a GPU-fitted model into a CPU/numpy artifact for serving.
     For a devpersist source, ``trusted`` extends its allowlist; for a skops source it
-    lists the types to trust. Returns the new file's :func:`devpersist.info`.
+    lists the types to trust. ``metadata`` is stored as by :func:`devpersist.dump`;
+    by default a devpersist source's metadata is kept. Returns the new file's
+    :func:`devpersist.info`.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     with open(src, "rb") as f:
         kind = detect(f.read(16))
     planned = None
     if kind == "devpersist":
+        if metadata is None:
+            from ._api import info as _info
+
+            metadata = _info(src).get("metadata")
         obj = load(src, trusted=trusted, device=device, namespace=namespace)
         planned = (
             getattr(obj, "_devpersist_config", None)
@@ -151,7 +191,7 @@ def convert(
     from ._config import applied, unwrap
 
     with applied(planned):  # the new file records the source's configuration, re-placed
-        dump(unwrap(obj), dst, compress=compress, precision=precision)
+        dump(unwrap(obj), dst, compress=compress, precision=precision, metadata=metadata)
     from ._api import info
 
     return info(dst)

@@ -12,6 +12,7 @@ devpersist::
     ├── UntrustedTypeError (TypeError)         the file names types outside the allowlist
     ├── UnsafeTrustError (ValueError)          trusted= names something on the never list
     ├── UnsupportedObjectError (TypeError)     an object in the graph cannot be saved
+    ├── PrecisionLossError (ValueError)        ``precision=`` cannot hold an array's values
     ├── DeviceError (RuntimeError)             an array cannot be placed where asked
     ├── MissingLibraryError (ImportError)      the file needs an array library not installed
     ├── VersionMismatchError (RuntimeError)    strict loading: library versions differ
@@ -31,6 +32,7 @@ __all__ = [
     "IntegrityError",
     "MissingLibraryError",
     "NotDevpersistError",
+    "PrecisionLossError",
     "RemoteStorageError",
     "ResourceLimitError",
     "UnsupportedFormatVersionError",
@@ -134,6 +136,18 @@ class UnsupportedObjectError(DevpersistError, TypeError):
         super().__init__(message)
         self.path = path
         self.type_name = type_name
+
+
+class PrecisionLossError(DevpersistError, ValueError):
+    """``precision=`` cannot hold an array's values (they would overflow to inf or vanish).
+
+    ``path`` is the array's attribute path. Nothing was written. Save at full precision,
+    or pass ``clamp_precision=True`` to clamp to the storage type's range instead.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DeviceError(DevpersistError, RuntimeError):

@@ -339,6 +339,7 @@ MANIFEST_KEYS = {
     "object": dict,
     "environment": dict,
     "config": dict,
+    "metadata": dict,  # the user's own JSON (dump's metadata=), shown, never interpreted
 }
 REQUIRED_KEYS = ("format_version", "alignment", "graph", "arrays", "globals")
 GRAPH_KEYS = {"offset": int, "length": int, "checksum": str}

@@ -42,7 +42,14 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     return fs, path
 
 
+class RemoteFileNotFoundError(RemoteStorageError, FileNotFoundError):
+    """The URL names no file: both a :class:`RemoteStorageError` and, like a missing
+    local path, a :class:`FileNotFoundError`."""
+
+
 def _failure(url: str, action: str, exc: BaseException) -> RemoteStorageError:
+    if isinstance(exc, FileNotFoundError):
+        return RemoteFileNotFoundError(f"cannot {action} {url}: no such file")
     detail = str(exc) or type(exc).__name__
     return RemoteStorageError(f"cannot {action} {url}: {detail}")
 

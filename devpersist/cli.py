@@ -1,5 +1,9 @@
 """The ``devpersist`` command line: info, verify, convert, diff.
 
+None of them builds anything from a file: ``info`` reads the manifest, ``diff`` replays
+the object graph with inert records (see ``_diff``), ``convert`` says when a source can
+run code.
+
 Exit codes: 0 success; 1 the file failed verification, or ``diff`` found differences;
 2 usage error; 3 the file is missing, unreadable or not a valid devpersist file.
 Errors print one line on stderr; ``--debug`` shows the traceback. Every string that
@@ -15,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._diff import natural_key
 from ._exceptions import printable
 from ._format import decoded_size
 
@@ -86,6 +91,9 @@ def _info(args: argparse.Namespace) -> int:
     if config:
         print(f"  config: {json.dumps({**changed, **config.get('sklearnex', {})})}, "
               f"SCIPY_ARRAY_API={_p(config.get('scipy_array_api'))}")  # fmt: skip
+    for key, value in (meta.get("metadata") or {}).items():
+        text = printable(json.dumps(value, ensure_ascii=False))
+        print(f"  metadata {printable(key)}: {text}")
     print(
         "  untrusted types: "
         + (", ".join(map(_p, meta["untrusted"])) or "none (loads with the default allowlist)")
@@ -116,7 +124,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from ._convert import convert
 
-    compress = args.compress
+    compress = int(args.compress) if (args.compress or "").isdigit() else args.compress
     meta = convert(args.src, args.dst, device=args.device, namespace=args.namespace,
                    compress=compress, precision=args.precision, trusted=args.trust)  # fmt: skip
     kind, count, size = meta["object"]["type"], len(meta["arrays"]), _size(meta["file_size"])
@@ -148,9 +156,10 @@ def _diff(args: argparse.Namespace) -> int:
         for key in sorted(set(sa) | set(sb)):
             if sa.get(key) != sb.get(key):
                 lines.append(f"config {key}: {sa.get(key, '-')} -> {sb.get(key, '-')}")
+    lines += _values_differ(args.a, args.b)
     arrays_a = {x.get("path", f"#{i}"): x for i, x in enumerate(a["arrays"])}
     arrays_b = {x.get("path", f"#{i}"): x for i, x in enumerate(b["arrays"])}
-    for path in sorted(set(arrays_a) | set(arrays_b)):
+    for path in sorted(set(arrays_a) | set(arrays_b), key=natural_key):
         xa, xb = arrays_a.get(path), arrays_b.get(path)
         if xa is None or xb is None:
             lines.append(f"array {path}: {'only in ' + (args.a if xb is None else args.b)}")
@@ -168,8 +177,34 @@ def _diff(args: argparse.Namespace) -> int:
     return EXIT_FAILED if lines else EXIT_OK
 
 
+def _values_differ(a: str, b: str) -> list[str]:
+    """Parameters and non-array attributes that differ, read without building anything."""
+    from . import _diff
+    from ._api import _source
+    from ._format import Container
+    from ._graph import audit
+
+    flat = []
+    for file in (a, b):
+        with _source(file, whole=False) as source:
+            container = Container.open(source)
+            graph = container.graph()
+        audit(graph, len(container.arrays))  # limits and validity, before the replay
+        flat.append(_diff.flatten(_diff.replay(graph)))
+    return _diff.compare(flat[0], flat[1], (a, b))
+
+
+DESCRIPTION = (
+    "Inspect, verify, convert and compare devpersist files without loading them "
+    "(nothing from a file is imported or built)."
+)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="devpersist", description=__doc__.split("\n")[0])
+    from ._version import __version__
+
+    p = argparse.ArgumentParser(prog="devpersist", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"devpersist {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="what a file holds, without loading it")
@@ -185,13 +220,22 @@ def parser() -> argparse.ArgumentParser:
     conv.add_argument("dst")
     conv.add_argument("--device", help="place arrays on this device (e.g. cpu)")
     conv.add_argument("--namespace", help="convert arrays to this library (e.g. numpy)")
-    conv.add_argument("--compress", choices=("zstd", "lz4", "zlib", "lzma"))
+    conv.add_argument(
+        "--compress",
+        metavar="CODEC[:LEVEL]",
+        help="zstd, lz4, zlib, lzma (or gzip, xz), optionally with a level (zstd:19); "
+        "a number alone is a zlib level (0: off)",
+    )
     conv.add_argument("--precision", choices=("float16", "bfloat16"))
     conv.add_argument(
         "--trust", action="append", metavar="NAME", help="a type to trust (repeatable)"
     )
     conv.set_defaults(run=_convert)
-    diff = sub.add_parser("diff", help="what differs between two files (exit 1 if anything)")
+    diff = sub.add_parser(
+        "diff",
+        help="what differs between two files: parameters, attributes, arrays, versions "
+        "(exit 1 if anything)",
+    )
     diff.add_argument("a")
     diff.add_argument("b")
     diff.set_defaults(run=_diff)

@@ -24,7 +24,7 @@ def test_public_api_is_locked():
         "UnsupportedFormatVersionError", "UnsupportedObjectError", "UntrustedTypeError",
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
         "UntrustedSourceWarning", "convert", "UnsafeTrustError", "UntrustedTypeWarning",
-        "dangerously_trust",
+        "dangerously_trust", "PrecisionLossError", "CodecFallbackWarning", "NotMappedWarning",
         "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
         "verify",
     }  # fmt: skip
@@ -256,7 +256,7 @@ def test_progress_bar_on_request_and_quiet_by_default(tmp_path, capsys):
     payload = {"w": np.ones(300_000)}
     devpersist.dump(payload, tmp_path / "p.dvp", progress=True)
     err = capsys.readouterr().err
-    assert "saving" in err and "MB/s" in err and "100%" in err
+    assert "saving" in err and "MiB/s" in err and "100%" in err
     devpersist.load(tmp_path / "p.dvp", progress=True)
     assert "loading" in capsys.readouterr().err
     devpersist.dump(payload, tmp_path / "q.dvp")  # not a terminal: nothing by default

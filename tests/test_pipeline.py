@@ -343,7 +343,8 @@ def test_mmap_builds_cpu_tensors_over_the_file_copy_on_write(tmp_path, torch):
 def test_mmap_does_not_map_what_must_be_decoded(tmp_path, torch):
     path = tmp_path / "t.dvp"
     devpersist.dump({"t": torch.randn(1000)}, path, precision="bfloat16")
-    loaded = devpersist.load(path, mmap=True)["t"]
+    with pytest.warns(devpersist.NotMappedWarning, match="reduced precision"):
+        loaded = devpersist.load(path, mmap=True)["t"]
     assert loaded.dtype == torch.float32  # widened: a fresh tensor, not a view
     ranges = _mapped_ranges(path) if os.path.exists("/proc/self/maps") else []
     assert not any(lo <= loaded.data_ptr() < hi for lo, hi in ranges)
