@@ -92,7 +92,8 @@ def test_load_model_applies_the_allowlist(mlflow, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     import issue14_mlflow_custom
 
-    dmlflow.save_model(issue14_mlflow_custom.Model(), tmp_path / "custom")
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="issue14_mlflow_custom.Model"):
+        dmlflow.save_model(issue14_mlflow_custom.Model(), tmp_path / "custom")
     with pytest.raises(devpersist.UntrustedTypeError):
         dmlflow.load_model(str(tmp_path / "custom"))
     loaded = dmlflow.load_model(str(tmp_path / "custom"), trusted=["issue14_mlflow_custom.Model"])
