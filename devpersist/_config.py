@@ -131,9 +131,10 @@ def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
 def check_placement(
     config: dict[str, Any] | None, entries: list[dict[str, Any]], planned: list[tuple[str, str]]
 ) -> None:
-    """Refuse a placement that leaves one estimator's arrays in several libraries or on
-    several devices (scikit-learn rejects such an estimator at predict), naming the
-    attribute paths; runs before anything is read or built."""
+    """Refuse a placement that leaves one estimator's arrays in several array libraries
+    (no computation can combine them), naming the attribute paths; runs before anything
+    is read or built. Several devices of one library are allowed: sklearnex keeps small
+    arrays on the host next to device arrays (SVC's ``_probA``), and works so."""
     required = (config or {}).get("required") or {}
     estimators = list(required.get("estimators", {}))
     if not estimators:
@@ -150,16 +151,16 @@ def check_placement(
             continue
         groups.setdefault(owner, {}).setdefault(place, []).append(path or f"array {index}")
     for owner, places in sorted(groups.items()):
-        if len(places) > 1:
+        if len({library for library, _ in places}) > 1:
             lines = "; ".join(
                 f"{library} {device}: {', '.join(paths[:5])}"
                 + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
                 for (library, device), paths in sorted(places.items())
             )
             raise DeviceError(
-                f"this placement leaves {owner}'s arrays in different places ({lines}), "
-                "which scikit-learn refuses at predict; load with device='cpu' or "
-                "namespace='numpy' (or a device= that puts them together)"
+                f"this placement leaves {owner}'s arrays in different array libraries "
+                f"({lines}), which no computation can combine; load with "
+                "namespace='numpy' (or another namespace=) to put them in one"
             )
 
 

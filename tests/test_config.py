@@ -110,7 +110,7 @@ def test_mixed_namespaces_are_recorded_and_refused_where_unusable():
     assert meta["mixed_placements"] == {
         "Ridge": [["array_api_strict", "CPU_DEVICE"], ["torch", "cpu"]]
     }
-    for kwargs in ({}, {"device": "cpu"}):
+    for kwargs in ({}, {"device": "cpu"}, {"device": {"cpu": "cpu"}}):
         with pytest.raises(devpersist.DeviceError, match=r"Ridge\.coef_.*Ridge\.intercept_"):
             devpersist.loads(data, **kwargs)
     plain = devpersist.loads(data, namespace="numpy")  # one place again: usable

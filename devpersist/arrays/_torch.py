@@ -112,13 +112,18 @@ class TorchHandler(ArrayHandler):
         if type(obj) is sys.modules["torch"].nn.Parameter:
             meta["parameter"] = True
         shape = tuple(obj.shape)
+        # a Fortran-ordered tensor (scikit-learn's transposed components_) is stored as
+        # such and comes back so: matmul rounds differently on another layout, and a
+        # numpy conversion must equal scikit-learn's own (move_estimator_to keeps strides)
+        fortran = _fortran(obj)
+        values = obj.permute(*reversed(range(obj.ndim))) if fortran else obj
         return Encoded(
             dtype=dtype,
             shape=shape,
-            order="C",
+            order="F" if fortran else "C",
             device=str(obj.device),
             meta=meta,
-            chunks=lambda: host_chunks(obj),
+            chunks=lambda: host_chunks(values),
             nbytes=obj.numel() * dtype.itemsize,
         )
 
@@ -258,6 +263,15 @@ def _finish(torch: Any, tensor: Any, entry: dict[str, Any]) -> Any:
     if requires_grad:
         tensor.requires_grad_(True)
     return tensor
+
+
+def _fortran(tensor: Any) -> bool:
+    """Is ``tensor`` laid out like Fortran order (strides growing with the axis, as in a
+    transposed matrix or a slice of one) rather than C order? 2 or more dimensions."""
+    if tensor.ndim < 2 or tensor.is_contiguous() or tensor.numel() <= 1:
+        return False
+    strides = [s for s, n in zip(tensor.stride(), tensor.shape) if n > 1]
+    return strides == sorted(strides)
 
 
 def _from_host(torch: Any, host: np.ndarray, name: str | None) -> Any:
