@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import importlib
 import pkgutil
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -187,8 +188,14 @@ def describe(value: Any) -> dict[str, Any]:
 
 
 def is_array(value: Any) -> bool:
-    module = type(value).__module__.partition(".")[0]
-    return module in ("torch", "array_api_strict") or type(value) is np.ndarray
+    """A torch tensor, an array-api-strict array or a plain numpy array."""
+    tp = type(value)
+    module = str(getattr(tp, "__module__", "") or "").partition(".")[0]
+    if module == "torch":
+        return tp.__name__ in ("Tensor", "Parameter")
+    if module == "array_api_strict":
+        return tp.__name__ == "Array"
+    return tp is np.ndarray
 
 
 def outputs(est: Any, X: Any, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
@@ -295,6 +302,8 @@ def holds_device_arrays(obj: Any, seen: set[int] | None = None) -> bool:
         return any(holds_device_arrays(v, seen) for v in obj.values())
     if isinstance(obj, (list, tuple)):
         return any(holds_device_arrays(v, seen) for v in obj)
+    if isinstance(obj, (type, types.ModuleType)):  # namespace modules, classes
+        return False
     state = getattr(obj, "__dict__", None)
     return isinstance(state, dict) and any(holds_device_arrays(v, seen) for v in state.values())
 
