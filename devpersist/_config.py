@@ -44,9 +44,7 @@ class ConfigWarning(UserWarning):
 # --------------------------------------------------------------------------- capture
 
 
-def capture(
-    uses_sklearnex: bool, required: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
+def capture(uses_sklearnex: bool, required: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The configuration for the manifest: what the model requires (``required``, from
     :func:`requirements`) and what is in force in this thread."""
     if "sklearn" not in sys.modules:
@@ -96,9 +94,9 @@ def owner_of(path: str | None, estimators: list[str]) -> str | None:
         return None
     best = None
     for candidate in estimators:
-        if (
-            path == candidate or path.startswith((candidate + ".", candidate + "["))
-        ) and (best is None or len(candidate) > len(best)):
+        if (path == candidate or path.startswith((candidate + ".", candidate + "["))) and (
+            best is None or len(candidate) > len(best)
+        ):
             best = candidate
     return best
 

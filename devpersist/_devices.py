@@ -36,7 +36,6 @@ from ._namespaces import TARGET
 from .arrays import handler_for_namespace, registered_namespaces
 from .arrays._numpy import empty_host, host_bytes
 
-
 #: The device name that means "the host" for every library (see ``ArrayHandler.host``).
 HOST = "cpu"
 

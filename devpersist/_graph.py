@@ -285,8 +285,8 @@ def _onedal_template(obj: Any) -> Any:
         return None
     held = cells[cell].cell_contents
     if cell == "device":  # dpnp: a SYCL queue and the dpnp module
-        xp = cells["xp"].cell_contents if "xp" in cells else None
-        if getattr(xp, "__name__", None) != "dpnp":
+        xp: Any = cells["xp"].cell_contents if "xp" in cells else None
+        if xp is None or getattr(xp, "__name__", None) != "dpnp":
             return None
         template = xp.empty((0,), sycl_queue=held)
     elif getattr(held, "ndim", 0) >= 1:

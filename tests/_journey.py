@@ -15,8 +15,8 @@ thread (scikit-learn's configuration is thread-local).
 
 from __future__ import annotations
 
-import inspect
 import importlib
+import inspect
 import pkgutil
 import types
 import warnings
@@ -52,10 +52,8 @@ def _parameter_dependent() -> Iterator[tuple[str, Any]]:
     ``doc/modules/array_api.rst``), with those parameters; the tag is checked."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
+    from sklearn.linear_model import LogisticRegression, PoissonRegressor
     from sklearn.mixture import GaussianMixture
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     from sklearn.utils import get_tags
 
     for name, est in [
@@ -85,8 +83,9 @@ def _documented_untagged() -> Iterator[tuple[str, Any]]:
     yield "Pipeline", make_pipeline(StandardScaler(), PCA(2, svd_solver="full"), Ridge())
     yield "MaxAbsScaler", MaxAbsScaler()
     yield "RidgeClassifier", RidgeClassifier(solver="svd")
-    yield "HalvingGridSearchCV", HalvingGridSearchCV(
-        Ridge(), {"alpha": [0.1, 1.0]}, cv=3, random_state=0
+    yield (
+        "HalvingGridSearchCV",
+        HalvingGridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=3, random_state=0),
     )
 
 
@@ -117,7 +116,7 @@ def _sklearnex() -> Iterator[tuple[str, Any]]:
             ):
                 classes[f"{cls.__module__}.{name}"] = cls
     fast = {"n_estimators": 5, "max_iter": 50}
-    for qualname, cls in sorted(classes.items()):
+    for _, cls in sorted(classes.items()):
         try:
             params = inspect.signature(cls).parameters
             est = cls(**{k: v for k, v in fast.items() if k in params})
@@ -347,7 +346,7 @@ Blocker = Callable[[], None]
 
 #: The serving process: ``python -c SERVER cases.json mode results.npz``. Imports
 #: scikit-learn first, loads every file of the batch, predicts from a worker thread.
-SERVER = r'''
+SERVER = r"""
 import json, sys
 if sys.argv[2] == "numpy":
     class BlockTorch:  # torch cannot be imported in this process
@@ -439,4 +438,4 @@ results["_seconds"] = time.perf_counter() - started
 np.savez(out, **arrays)
 with open(out + ".json", "w") as f:
     json.dump(results, f)
-'''
+"""

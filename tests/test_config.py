@@ -213,9 +213,7 @@ def test_unknown_config_key_warns_and_loads():
     model, X = _strict_ridge()
     with sklearn.config_context(array_api_dispatch=True):
         data = devpersist.dumps(model)
-    newer = edit_manifest(
-        data, lambda m: m["config"]["required"]["sklearn"].update(future_knob=3)
-    )
+    newer = edit_manifest(data, lambda m: m["config"]["required"]["sklearn"].update(future_knob=3))
     with pytest.warns(devpersist.ConfigWarning, match="future_knob"):
         loaded = devpersist.loads(newer)
     loaded.predict(X)
@@ -234,8 +232,17 @@ def test_unknown_config_key_warns_and_loads():
         lambda m: m["config"]["required"]["estimators"].update(Ridge=[["torch"]]),
         lambda m: m["config"]["required"]["estimators"].update(Ridge="torch"),
     ],
-    ids=["not-object", "non-scalar", "unknown-section", "bad-env", "required-list",
-         "required-extra", "required-non-scalar", "required-pair", "required-not-list"],
+    ids=[
+        "not-object",
+        "non-scalar",
+        "unknown-section",
+        "bad-env",
+        "required-list",
+        "required-extra",
+        "required-non-scalar",
+        "required-pair",
+        "required-not-list",
+    ],
 )
 def test_malformed_config_is_a_format_error(edit):
     model, _ = _strict_ridge()

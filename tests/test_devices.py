@@ -108,9 +108,7 @@ def test_device_cpu_is_the_host_of_every_library(xp, torch, strict_payload):
 
 
 @pytest.mark.parametrize("library", ["cupy", "dpnp"])
-def test_device_cpu_makes_numpy_of_libraries_without_a_host_device(
-    torch, library, monkeypatch
-):
+def test_device_cpu_makes_numpy_of_libraries_without_a_host_device(torch, library, monkeypatch):
     import devpersist.arrays._dpnp as dpnp_handler
 
     def no_sycl_device(name: str) -> Any:

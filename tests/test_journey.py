@@ -97,7 +97,9 @@ def journey(tmp_path_factory: Any) -> dict[str, Any]:
                                  "per_mode": per_mode}  # fmt: skip
     fitted = time.perf_counter()
     results = _serve(folder, cases)
-    print(f"journey: fit and dump {fitted - started:.1f} s, serve {time.perf_counter() - fitted:.1f} s")
+    print(
+        f"journey: fit and dump {fitted - started:.1f} s, serve {time.perf_counter() - fitted:.1f} s"
+    )
     return {
         "estimators": [name for name, _ in estimators],
         "expected": expected,
@@ -172,8 +174,11 @@ def _compare(mode: str, before: dict[str, Any], after: dict[str, Any], value: An
     device = _expected_device(before["namespace"], before["device"], mode)
     wrong = [
         f"{field} {after[field]} != {want}"
-        for field, want in (("type", before["type"]), ("device", device),
-                            ("dtype", before["dtype"]))  # fmt: skip
+        for field, want in (
+            ("type", before["type"]),
+            ("device", device),
+            ("dtype", before["dtype"]),
+        )
         if after[field] != want
     ]
     if value.shape != before["values"].shape or value.tobytes() != before["values"].tobytes():
@@ -322,7 +327,9 @@ def test_loads_agree_with_move_estimator_to(journey, backend, target):
                 d = _journey.describe(a)
                 return d["namespace"], d["device"]
 
-            if place(other) == place(before) != place(ours[path]):  # move_estimator_to did not reach it (not an estimator's attribute)
+            if (
+                place(other) == place(before) != place(ours[path])
+            ):  # move_estimator_to did not reach it (not an estimator's attribute)
                 continue
             differences += [f"{key}{path}: {w}" for w in _same(ours[path], other)]
             compared += 1
