@@ -46,7 +46,7 @@ class ConfigWarning(UserWarning):
 
 def capture(uses_sklearnex: bool, required: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The configuration for the manifest: what the model requires (``required``, from
-    :func:`requirements`) and what is in force in this thread."""
+    :func:`requirements`; None: nothing) and what is in force in this thread."""
     if "sklearn" not in sys.modules:
         return None
     import sklearn
@@ -64,8 +64,7 @@ def capture(uses_sklearnex: bool, required: dict[str, Any] | None = None) -> dic
             for k in SKLEARNEX_KEYS
             if k in full
         }
-    if required is not None:
-        recorded["required"] = required
+    recorded["required"] = required if required is not None else {"sklearn": {}, "estimators": {}}
     return recorded
 
 
@@ -107,8 +106,9 @@ def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
     Returns ``{"sklearn": {...}, "estimators": {path: [[namespace, device], ...]}}``.
     Any non-numpy array needs ``array_api_dispatch=True``; numpy arrays and no arrays at
     all need nothing. ``estimators`` names, for each estimator holding non-numpy arrays
-    (the innermost one when nested; the root's type name for arrays outside any), the
-    distinct placements of those arrays: more than one is a model that mixes them.
+    (the innermost one when nested), the distinct placements of those arrays: more than
+    one is a model that mixes them. Arrays outside any estimator (a dict of tensors)
+    need dispatch too, but belong to no estimator.
     """
     foreign = [a for a in arrays if a["namespace"] != "numpy"]
     if not foreign:
@@ -116,7 +116,9 @@ def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
     estimators = _estimator_paths(root)
     by_owner: dict[str, list[list[str]]] = {}
     for entry in foreign:
-        owner = owner_of(entry.get("path"), estimators) or type(root).__name__
+        owner = owner_of(entry.get("path"), estimators)
+        if owner is None:
+            continue
         placement = [entry["namespace"], entry["device"]]
         if placement not in by_owner.setdefault(owner, []):
             by_owner[owner].append(placement)
@@ -142,9 +144,7 @@ def check_placement(
         if entry["namespace"] == "numpy":  # numpy labels next to device arrays are usual
             continue
         path = entry.get("path")
-        owner = owner_of(path, estimators) or next(
-            (e for e in estimators if "." not in e and "[" not in e), None
-        )
+        owner = owner_of(path, estimators)
         if owner is None:
             continue
         groups.setdefault(owner, {}).setdefault(place, []).append(path or f"array {index}")
