@@ -347,6 +347,8 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
         arrays = _decode_all(container, placement, options["progress"])
         obj = load_graph(graph, approved, arrays)
+        if (placement.namespace or placement.device) is not None and _config.defines_hook(approved):
+            obj = _config.honour_hook(obj)  # scikit-learn's conversion protocol
     placement.report()
     if planned and _config.is_estimator(obj):
         return _config.ConfiguredEstimator(obj, planned)

@@ -162,6 +162,49 @@ def check_placement(
             )
 
 
+HOOK = "__sklearn_array_api_convert__"
+
+
+def defines_hook(approved: dict[Any, Any]) -> bool:
+    """Does any class the file names define scikit-learn's conversion hook?"""
+    return any(isinstance(v, type) and hasattr(v, HOOK) for v in approved.values())
+
+
+def honour_hook(obj: Any) -> Any:
+    """Let estimators that define ``__sklearn_array_api_convert__(converter)`` convert
+    themselves after a load that moved their arrays, as ``move_estimator_to`` would: the
+    graph is walked the way scikit-learn walks it (estimators' attributes, dicts, lists,
+    tuples) and each such object is replaced by what its hook returns. Every array is
+    already placed by then, so the converter hands arrays back as they are."""
+
+    def converter(array: Any) -> Any:
+        return array
+
+    seen: set[int] = set()
+
+    def visit(node: Any) -> Any:
+        if id(node) in seen or isinstance(node, type):
+            return node
+        seen.add(id(node))
+        if hasattr(node, HOOK):
+            return getattr(node, HOOK)(converter)
+        if type(node) is dict:
+            for key, value in node.items():
+                node[key] = visit(value)
+        elif type(node) is list:
+            node[:] = [visit(v) for v in node]
+        elif type(node) is tuple:
+            return tuple(visit(v) for v in node)
+        elif is_estimator(node):
+            for key, value in vars(node).items():
+                new = visit(value)
+                if new is not value:
+                    setattr(node, key, new)
+        return node
+
+    return visit(obj)
+
+
 def mixed(config: dict[str, Any] | None) -> dict[str, list[list[str]]]:
     """The estimators whose non-numpy arrays were saved on more than one placement."""
     required = (config or {}).get("required") or {}

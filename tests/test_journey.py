@@ -339,3 +339,33 @@ def test_loads_agree_with_move_estimator_to(journey, backend, target):
     # no attribute 'strides'): those are compared in the journey, not here
     assert compared >= (10 if backend == "torch" and target != "numpy" else 100)
     assert not differences, "\n".join(differences)
+
+
+class SelfConverting:
+    """An estimator that converts itself (scikit-learn's ``__sklearn_array_api_convert__``):
+    it keeps the name of its arrays' library, which only the hook can update."""
+
+    def __init__(self) -> None:
+        self.library = "unknown"
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def __sklearn_array_api_convert__(self, converter: Any) -> Any:
+        new = SelfConverting()
+        new.coef_ = converter(self.coef_)
+        new.library = type(new.coef_).__module__.partition(".")[0]
+        return new
+
+
+def test_a_load_that_converts_honours_the_conversion_hook():
+    torch = pytest.importorskip("torch")
+    model = SelfConverting()
+    model.coef_ = torch.arange(3.0)
+    model.library = "torch"
+    data = devpersist.dumps({"m": model})
+    trusted = [f"{SelfConverting.__module__}.SelfConverting"]
+    plain = devpersist.loads(data, trusted=trusted, namespace="numpy")["m"]
+    assert type(plain.coef_) is np.ndarray and plain.library == "numpy"  # the hook ran
+    kept = devpersist.loads(data, trusted=trusted)["m"]
+    assert kept.library == "torch" and type(kept.coef_) is torch.Tensor  # no conversion
