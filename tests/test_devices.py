@@ -422,3 +422,22 @@ def test_torch_dtypes_in_the_graph_are_stored_by_name_and_converted():
     plain = devpersist.loads(data, namespace="numpy")
     assert plain["dtype"] == np.dtype("float32")
     assert plain["half"] == plain["w"].dtype == np.dtype("float32")  # bfloat16 widens alike
+
+
+def test_fortran_like_layouts_are_kept(xp, torch):
+    """scikit-learn keeps transposed views (PCA's components_): a matmul over another
+    layout rounds differently, so a loaded model would not predict bit for bit."""
+    base = np.random.default_rng(0).random((4, 6))
+    payload = {
+        "t": torch.asarray(base).t(),  # Fortran order
+        "t_slice": torch.asarray(base).t()[:3],  # a slice of one: strides still grow
+        "s": xp.asarray(np.asfortranarray(base), device=xp.Device("device1")),
+    }
+    loaded = roundtrip(payload)
+    for key in ("t", "t_slice"):
+        assert loaded[key].stride()[0] < loaded[key].stride()[1]
+        assert torch.equal(loaded[key], payload[key])
+    host = np.asarray(loaded["s"].to_device(xp.Device("CPU_DEVICE")))
+    assert host.flags.f_contiguous and not host.flags.c_contiguous
+    plain = roundtrip(payload, namespace="numpy")
+    assert plain["t"].flags.f_contiguous and np.array_equal(plain["t"], base.T)

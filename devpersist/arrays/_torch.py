@@ -159,7 +159,7 @@ class TorchHandler(ArrayHandler):
             target.type not in STREAMED
             or nbytes < STREAM_MIN_BYTES
             or not stored.isnative
-            or entry["order"] != "C"
+            or entry["order"] not in ("C", "F")
         ):
             return None
         name = self._dtype_name(entry, stored)
@@ -174,7 +174,12 @@ class TorchHandler(ArrayHandler):
                 return copier.copy(flat[start : start + size], buffers[slot][:size])
 
             stream([b.numpy().data for b in buffers], consume, copier.wait)
-            tensor = flat.view(dtype).reshape(tuple(entry["shape"]))
+            shape = tuple(entry["shape"])
+            if entry["order"] == "F":  # the bytes of the transpose: permute it back
+                axes = tuple(reversed(range(len(shape))))
+                tensor = flat.view(dtype).reshape(shape[::-1]).permute(*axes)
+            else:
+                tensor = flat.view(dtype).reshape(shape)
         return _finish(torch, tensor, entry)
 
     def _dtype_name(self, entry: dict[str, Any], stored: Any) -> str | None:
