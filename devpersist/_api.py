@@ -93,7 +93,8 @@ def _prepare(
         "object": _describe(obj),
         "environment": env,
     }
-    config = _config.capture(uses_sklearnex)
+    required = _config.requirements(obj, [b.meta for b in blobs])
+    config = _config.capture(uses_sklearnex, required)
     if config is not None:
         metadata["config"] = config
     if user_metadata is not None:
@@ -482,15 +483,18 @@ def _load(container: Container, options: dict[str, Any]) -> Any:
         approved = resolve(result.names, trusted)  # imports scikit-learn (and so scipy)
         check_uses(result.called, result.modified, approved, trusted)
     placement.check(container.arrays)  # libraries and devices, before anything is built
+    _config.check_placement(config, container.arrays, placement.planned)
     planned = _config.plan(config, placement) if options["restore_config"] else None
     if planned and not _config.needs_restoring(planned):
         planned = None  # scikit-learn's defaults: nothing to apply, nothing to wrap
     quiet = warnings.catch_warnings() if mismatch else contextlib.nullcontext()
-    with placement.active(), _config.applied(planned), quiet:
+    with placement.active(), _config.applied(_config.for_building(planned)), quiet:
         if mismatch:  # already reported, in one table: silence scikit-learn's own
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
         arrays = _decode_all(container, placement, options["progress"])
         obj = load_graph(graph, approved, arrays)
+        if (placement.namespace or placement.device) is not None and _config.defines_hook(approved):
+            obj = _config.honour_hook(obj)  # scikit-learn's conversion protocol
     placement.report()
     if planned and _config.is_estimator(obj):
         return _config.ConfiguredEstimator(obj, planned)
@@ -644,11 +648,18 @@ def info(
     """The manifest of a file: what it holds, without unpickling or building anything.
 
     Only the header, the trailer and the manifest are read (three small ranged reads for
-    a URL); array bytes are not.
+    a URL); array bytes are not. ``config["required"]`` is what the model needs (restored
+    on load); ``config["sklearn"]``/``["sklearnex"]`` were in force at dump. When some
+    estimator's arrays were saved in more than one library or device, the derived key
+    ``mixed_placements`` maps its path to those ``[namespace, device]`` pairs.
     """
     with _source(file, storage_options=storage_options, whole=False) as source:
         container = Container.open(source)
-        return {**container.manifest, "file_size": source.size}
+        found = {**container.manifest, "file_size": source.size}
+    mixed = _config.mixed(found.get("config"))
+    if mixed:  # derived, not stored: estimators whose arrays are in several places
+        found["mixed_placements"] = mixed
+    return found
 
 
 def get_untrusted_types(

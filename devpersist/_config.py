@@ -1,16 +1,21 @@
 """The scikit-learn / sklearnex configuration travels with the model (docs/config.md).
 
-On dump the whole ``sklearn.get_config()``, the sklearnex offload settings (when the
-object uses sklearnex) and ``SCIPY_ARRAY_API`` are recorded in the manifest.
+On dump two things are recorded in the manifest's ``config``: what *the model requires*,
+derived from its own state (``required``: an estimator holding non-numpy array-API
+arrays needs ``array_api_dispatch=True``; the namespaces and devices that make it so, per
+estimator), and, for information, what was *in force at dump* (``sklearn``: the whole
+``sklearn.get_config()``; ``sklearnex``: its offload settings; ``scipy_array_api``).
+Users fit inside ``config_context`` and save outside it, so the second alone is wrong.
 
-On load the configuration is *adjusted to the placement* (arrays converted to numpy
-need no array API dispatch; an offload target that is not here becomes the host) and,
-when it differs from scikit-learn's defaults, the loaded estimator is returned inside a
-:class:`ConfiguredEstimator`: every method call runs under ``config_context(**recorded)``,
+On load the requirement is *adjusted to the placement* (arrays converted to numpy need no
+array API dispatch; an offload target that is not here becomes the host) and, when it
+differs from scikit-learn's defaults, the loaded estimator is returned inside a
+:class:`ConfiguredEstimator`: every method call runs under ``config_context(**planned)``,
 in whichever thread makes it, because scikit-learn's configuration is thread-local and a
 ``set_config`` in the main thread would not reach a server's worker threads. Nothing
 global is changed, except setting ``SCIPY_ARRAY_API=1`` when the model needs it and scipy
-is not imported yet (scipy reads it once, at import).
+is not imported yet (scipy reads it once, at import). Files written before ``required``
+existed restore the configuration in force at dump, as they always did.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ._exceptions import FormatError
+from ._exceptions import DeviceError, FormatError
 
 SKLEARNEX_KEYS = ("target_offload", "allow_fallback_to_host", "allow_sklearn_after_onedal")
 _SCALARS = (bool, int, float, str, type(None))
@@ -39,8 +44,9 @@ class ConfigWarning(UserWarning):
 # --------------------------------------------------------------------------- capture
 
 
-def capture(uses_sklearnex: bool) -> dict[str, Any] | None:
-    """The configuration in force in this thread, for the manifest."""
+def capture(uses_sklearnex: bool, required: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The configuration for the manifest: what the model requires (``required``, from
+    :func:`requirements`; None: nothing) and what is in force in this thread."""
     if "sklearn" not in sys.modules:
         return None
     import sklearn
@@ -58,25 +64,194 @@ def capture(uses_sklearnex: bool) -> dict[str, Any] | None:
             for k in SKLEARNEX_KEYS
             if k in full
         }
+    recorded["required"] = required if required is not None else {"sklearn": {}, "estimators": {}}
     return recorded
+
+
+def _estimator_paths(root: Any) -> list[str]:
+    """The attribute paths (as ``_walk`` spells them) of every scikit-learn estimator in
+    the graph, the root included."""
+    from ._walk import walk
+
+    base = sys.modules.get("sklearn.base")
+    if base is None:
+        return []
+    found: list[str] = []
+
+    def visit(path: str, obj: Any) -> bool:
+        if isinstance(obj, base.BaseEstimator):
+            found.append(path)
+        return False
+
+    walk(root, visit)
+    return found
+
+
+def owner_of(path: str | None, estimators: list[str]) -> str | None:
+    """The innermost estimator path that ``path`` (an array's) lies under."""
+    if path is None:
+        return None
+    best = None
+    for candidate in estimators:
+        if (path == candidate or path.startswith((candidate + ".", candidate + "["))) and (
+            best is None or len(candidate) > len(best)
+        ):
+            best = candidate
+    return best
+
+
+def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the model needs, from its own arrays (``arrays``: the manifest entries).
+
+    Returns ``{"sklearn": {...}, "estimators": {path: [[namespace, device], ...]}}``.
+    Any non-numpy array needs ``array_api_dispatch=True``; numpy arrays and no arrays at
+    all need nothing. ``estimators`` names, for each estimator holding non-numpy arrays
+    (the innermost one when nested), the distinct placements of those arrays: more than
+    one is a model that mixes them. Arrays outside any estimator (a dict of tensors)
+    need dispatch too, but belong to no estimator.
+    """
+    foreign = [a for a in arrays if a["namespace"] != "numpy"]
+    if not foreign:
+        return {"sklearn": {}, "estimators": {}}
+    estimators = _estimator_paths(root)
+    by_owner: dict[str, list[list[str]]] = {}
+    for entry in foreign:
+        owner = owner_of(entry.get("path"), estimators)
+        if owner is None:
+            continue
+        placement = [entry["namespace"], entry["device"]]
+        if placement not in by_owner.setdefault(owner, []):
+            by_owner[owner].append(placement)
+    return {
+        "sklearn": {"array_api_dispatch": True},
+        "estimators": {k: sorted(v) for k, v in sorted(by_owner.items())},
+    }
+
+
+def check_placement(
+    config: dict[str, Any] | None, entries: list[dict[str, Any]], planned: list[tuple[str, str]]
+) -> None:
+    """Refuse a placement that leaves one estimator's arrays in several array libraries
+    (no computation can combine them), naming the attribute paths; runs before anything
+    is read or built. Several devices of one library are allowed: sklearnex keeps small
+    arrays on the host next to device arrays (SVC's ``_probA``), and works so."""
+    required = (config or {}).get("required") or {}
+    estimators = list(required.get("estimators", {}))
+    if not estimators:
+        return
+    groups: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for index, (entry, place) in enumerate(zip(entries, planned)):
+        if entry["namespace"] == "numpy":  # numpy labels next to device arrays are usual
+            continue
+        path = entry.get("path")
+        owner = owner_of(path, estimators)
+        if owner is None:
+            continue
+        groups.setdefault(owner, {}).setdefault(place, []).append(path or f"array {index}")
+    for owner, places in sorted(groups.items()):
+        if len({library for library, _ in places}) > 1:
+            lines = "; ".join(
+                f"{library} {device}: {', '.join(paths[:5])}"
+                + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+                for (library, device), paths in sorted(places.items())
+            )
+            raise DeviceError(
+                f"this placement leaves {owner}'s arrays in different array libraries "
+                f"({lines}), which no computation can combine; load with "
+                "namespace='numpy' (or another namespace=) to put them in one"
+            )
+
+
+HOOK = "__sklearn_array_api_convert__"
+
+
+def defines_hook(approved: dict[Any, Any]) -> bool:
+    """Does any class the file names define scikit-learn's conversion hook?"""
+    return any(isinstance(v, type) and hasattr(v, HOOK) for v in approved.values())
+
+
+def honour_hook(obj: Any) -> Any:
+    """Let estimators that define ``__sklearn_array_api_convert__(converter)`` convert
+    themselves after a load that moved their arrays, as ``move_estimator_to`` would: the
+    graph is walked the way scikit-learn walks it (estimators' attributes, dicts, lists,
+    tuples) and each such object is replaced by what its hook returns. Every array is
+    already placed by then, so the converter hands arrays back as they are."""
+
+    def converter(array: Any) -> Any:
+        return array
+
+    seen: set[int] = set()
+
+    def visit(node: Any) -> Any:
+        if id(node) in seen or isinstance(node, type):
+            return node
+        seen.add(id(node))
+        if hasattr(node, HOOK):
+            return getattr(node, HOOK)(converter)
+        if type(node) is dict:
+            for key, value in node.items():
+                node[key] = visit(value)
+        elif type(node) is list:
+            node[:] = [visit(v) for v in node]
+        elif type(node) is tuple:
+            return tuple(visit(v) for v in node)
+        elif is_estimator(node):
+            for key, value in vars(node).items():
+                new = visit(value)
+                if new is not value:
+                    setattr(node, key, new)
+        return node
+
+    return visit(obj)
+
+
+def mixed(config: dict[str, Any] | None) -> dict[str, list[list[str]]]:
+    """The estimators whose non-numpy arrays were saved on more than one placement."""
+    required = (config or {}).get("required") or {}
+    return {k: v for k, v in required.get("estimators", {}).items() if len(v) > 1}
 
 
 def validate(config: Any) -> None:
     """A malformed recorded configuration is a format error (checked before loading)."""
     if not isinstance(config, dict):
         raise FormatError("the manifest's config is not an object")
-    unknown = set(config) - {"sklearn", "sklearnex", "scipy_array_api"}
+    unknown = set(config) - {"sklearn", "sklearnex", "scipy_array_api", "required"}
     if unknown:
         raise FormatError(f"unknown keys in the manifest's config: {sorted(unknown)}")
     for part in ("sklearn", "sklearnex"):
-        section = config.get(part, {})
-        if not isinstance(section, dict) or not all(
-            isinstance(k, str) and isinstance(v, _SCALARS) and len(str(v)) <= 256
-            for k, v in section.items()
-        ):
-            raise FormatError(f"the manifest's {part} config must map names to scalars")
+        _check_scalars(config.get(part, {}), part)
     if not isinstance(config.get("scipy_array_api"), (str, type(None))):
         raise FormatError("the manifest's scipy_array_api must be a string or null")
+    if "required" in config:
+        _validate_required(config["required"])
+
+
+def _check_scalars(section: Any, part: str) -> None:
+    if not isinstance(section, dict) or not all(
+        isinstance(k, str) and isinstance(v, _SCALARS) and len(str(v)) <= 256
+        for k, v in section.items()
+    ):
+        raise FormatError(f"the manifest's {part} config must map names to scalars")
+
+
+def _validate_required(required: Any) -> None:
+    if not isinstance(required, dict) or set(required) - {"sklearn", "estimators"}:
+        raise FormatError("the manifest's config.required must have only sklearn, estimators")
+    _check_scalars(required.get("sklearn", {}), "required sklearn")
+    estimators = required.get("estimators", {})
+    if not isinstance(estimators, dict) or not all(
+        isinstance(path, str)
+        and len(path) <= 4096
+        and isinstance(places, list)
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in places
+        )
+        for path, places in estimators.items()
+    ):
+        raise FormatError(
+            "the manifest's config.required.estimators must map paths to [namespace, device] pairs"
+        )
 
 
 # --------------------------------------------------------------------------- planning
@@ -95,8 +270,11 @@ def plan(
     import sklearn
 
     known = sklearn.get_config()
-    sk = {k: v for k, v in config.get("sklearn", {}).items() if k in known}
-    unknown = sorted(set(config.get("sklearn", {})) - set(known))
+    required = config.get("required")
+    # files that record the requirement restore it; older ones, what was in force
+    recorded = required.get("sklearn", {}) if required is not None else config.get("sklearn", {})
+    sk = {k: v for k, v in recorded.items() if k in known}
+    unknown = sorted(set(recorded) - set(known))
     if unknown:
         warnings.warn(
             f"the file records scikit-learn settings this version does not know: {unknown}; "
@@ -106,7 +284,8 @@ def plan(
         )
     skx = dict(config.get("sklearnex", {}))
     to_host = placement.namespace == "numpy" or placement.device in ("cpu", "CPU_DEVICE")
-    if placement.namespace == "numpy":
+    planned = getattr(placement, "planned", None) or []
+    if placement.namespace == "numpy" or (planned and all(lib == "numpy" for lib, _ in planned)):
         sk["array_api_dispatch"] = False  # plain numpy arrays: no dispatch needed
     offload = skx.get("target_offload")
     if isinstance(offload, str) and offload not in _HOST_OFFLOAD:
@@ -162,11 +341,13 @@ def prepare_environment(config: dict[str, Any] | None, namespace: str | None) ->
     """
     if not config or namespace == "numpy":
         return
-    if not config.get("sklearn", {}).get("array_api_dispatch"):
+    if not needs_dispatch(config):
         return
     if os.environ.get("SCIPY_ARRAY_API") == "1":
         return
     if "scipy" in sys.modules:
+        # setting it now would only fool scikit-learn's check: scipy stays without
+        # array API support, so the environment is left as it is
         warnings.warn(
             "this model runs with array_api_dispatch=True, which needs SCIPY_ARRAY_API=1, "
             "but scipy was imported before it was set, and scipy reads it only at import: "
@@ -175,7 +356,15 @@ def prepare_environment(config: dict[str, Any] | None, namespace: str | None) ->
             ConfigWarning,
             stacklevel=4,
         )
+        return
     os.environ["SCIPY_ARRAY_API"] = "1"
+
+
+def needs_dispatch(config: dict[str, Any]) -> bool:
+    """Does the recorded model need ``array_api_dispatch`` (before any placement)?"""
+    required = config.get("required")
+    section = required.get("sklearn", {}) if required is not None else config.get("sklearn", {})
+    return bool(section.get("array_api_dispatch"))
 
 
 @contextlib.contextmanager
@@ -193,6 +382,20 @@ def environment_for(config: dict[str, Any] | None, namespace: str | None) -> Ite
             else:
                 os.environ["SCIPY_ARRAY_API"] = before
         raise
+
+
+def for_building(
+    planned: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The configuration to build the object under: without ``array_api_dispatch`` when
+    scikit-learn would refuse it here (SCIPY_ARRAY_API not set, already warned), so the
+    load completes and the estimator's methods raise scikit-learn's own explanation."""
+    if not planned or not planned[0].get("array_api_dispatch"):
+        return planned
+    if os.environ.get("SCIPY_ARRAY_API") == "1":
+        return planned
+    sk, skx = planned
+    return {**sk, "array_api_dispatch": False}, skx
 
 
 @contextlib.contextmanager

@@ -7,6 +7,10 @@ For each saved array (library ``ns``, device ``d``):
    ``mapping.get(d, d)``; a callable -> ``f(d, ns)``. Host-only libraries (numpy) ignore
    it. After a conversion the array goes to the target library's host device unless the
    user named a device;
+   The name ``"cpu"`` means *the host* for every library: each handler's
+   :meth:`~devpersist.arrays._base.ArrayHandler.host` (torch ``cpu``, array-api-strict
+   ``CPU_DEVICE``, dpnp a host SYCL device if any; CuPy and other device-only libraries
+   become numpy, with one warning);
 3. if the device does not exist here: a device the user named is an error; the original
    device falls back to the library's host device (or to numpy for device-only
    libraries such as CuPy) with one warning listing what moved, unless
@@ -31,6 +35,9 @@ from ._format import storage_dtype
 from ._namespaces import TARGET
 from .arrays import handler_for_namespace, registered_namespaces
 from .arrays._numpy import empty_host, host_bytes
+
+#: The device name that means "the host" for every library (see ``ArrayHandler.host``).
+HOST = "cpu"
 
 
 class DeviceFallbackWarning(UserWarning):
@@ -64,6 +71,7 @@ class Placement:
         self._decisions: dict[tuple[str, str], tuple[str, str]] = {}
         self._plan: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str, str]] = []
+        self.to_numpy: list[tuple[str, str, str]] = []  # device="cpu" for CuPy and the like
 
     # -- decisions -----------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class Placement:
             return library, host
         if library != namespace and not explicit:
             return library, host
+        if explicit and requested == HOST:
+            return handler.host()
         if requested is not None and handler.device_available(requested):
             return library, handler.normalize_device(requested)
         if explicit:
@@ -122,8 +132,16 @@ class Placement:
         for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
             if library != entry["namespace"]:
                 self._check_conversion(entry, library, index)
+                if self.namespace is None:
+                    where = entry.get("path", f"array {index}")
+                    self.to_numpy.append((where, entry["namespace"], library))
             if self.device is None and self.namespace is None and device != entry["device"]:
                 self.moves.append((entry.get("path", f"array {index}"), entry["device"], device))
+
+    @property
+    def planned(self) -> list[tuple[str, str]]:
+        """``(library, device)`` of each array, once :meth:`check` has run."""
+        return list(self._plan)
 
     def _check_conversion(self, entry: dict[str, Any], library: str, index: int) -> None:
         """Can ``library`` hold this array's values? Asked before anything is read."""
@@ -203,7 +221,26 @@ class Placement:
         finally:
             TARGET.reset(token)
 
+    def target_library(self, namespace: str) -> str:
+        """The library arrays (and namespace modules) of ``namespace`` become."""
+        if self.namespace is not None:
+            return self.namespace
+        for (saved_ns, _), (library, _) in self._decisions.items():
+            if saved_ns == namespace:
+                return library
+        return namespace
+
     def report(self) -> None:
+        if self.to_numpy:
+            libraries = sorted({src for _, src, _ in self.to_numpy})
+            paths = ", ".join(path for path, _, _ in self.to_numpy[:10])
+            more = f" and {len(self.to_numpy) - 10} more" if len(self.to_numpy) > 10 else ""
+            warnings.warn(
+                f"{', '.join(libraries)} has no host device here, so device='cpu' loaded "
+                f"{len(self.to_numpy)} array(s) as numpy arrays ({paths}{more})",
+                DeviceFallbackWarning,
+                stacklevel=4,
+            )
         if not self.moves:
             return
         lines = [f"  {path}: {src} -> {dst}" for path, src, dst in self.moves[:20]]

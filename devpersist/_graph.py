@@ -294,25 +294,60 @@ def _reduce_builtin_function(obj: Any) -> Any:
 
 
 def _onedal_return_type(template: Any) -> Any:
-    """Rebuild oneDAL's table-to-array converter for arrays like ``template``."""
+    """Rebuild oneDAL's table-to-array converter for arrays like ``template`` (an empty
+    array, placed like every array: a numpy one gives oneDAL's numpy converter)."""
     from onedal.datatypes._data_conversion import return_type_constructor
 
     return return_type_constructor(template)
 
 
+#: oneDAL's converter closures (``onedal.datatypes._data_conversion``), by qualified
+#: name, with the free variable that tells the array type they convert to: torch and
+#: other array-API libraries through array-api-compat (``array``), array-API libraries
+#: with ``__array_namespace__`` (array-api-strict, CuPy: ``array``), dpnp (its SYCL
+#: queue, ``device``).
+_ONEDAL_CLOSURES = {
+    "_compat_convert.<locals>.converter_func": "array",
+    "return_type_constructor.<locals>.func": "array",
+    "return_type_constructor.<locals>.<lambda>": "device",
+}
+
+
+def _onedal_template(obj: Any) -> Any:
+    """An empty array of the library and device ``obj`` converts to, or None when ``obj``
+    is not one of oneDAL's converter closures (or holds something unexpected)."""
+    from .arrays import handler_for
+
+    if obj.__module__ != "onedal.datatypes._data_conversion" or obj.__closure__ is None:
+        return None
+    cell = _ONEDAL_CLOSURES.get(obj.__qualname__)
+    cells = dict(zip(obj.__code__.co_freevars, obj.__closure__))
+    if cell is None or cell not in cells:
+        return None
+    held = cells[cell].cell_contents
+    if cell == "device":  # dpnp: a SYCL queue and the dpnp module
+        xp: Any = cells["xp"].cell_contents if "xp" in cells else None
+        if xp is None or getattr(xp, "__name__", None) != "dpnp":
+            return None
+        template = xp.empty((0,), sycl_queue=held)
+    elif getattr(held, "ndim", 0) >= 1:
+        template = held[:0, ...]  # array-api-strict refuses a partial index on 2-d
+    else:
+        return None
+    if handler_for(type(template)) is None:  # only arrays a handler saves and places
+        return None
+    return template
+
+
 def _reduce_function(obj: Any) -> Any:
     """oneDAL keeps a closure that converts its tables to the training input's array
-    type (``_compat_convert.<locals>.converter_func``); pickle cannot save a closure.
-    It is saved as an empty array of that library and device, from which it is rebuilt,
-    so it follows the load's placement like every array."""
-    if (
-        obj.__module__ == "onedal.datatypes._data_conversion"
-        and obj.__qualname__ == "_compat_convert.<locals>.converter_func"
-        and obj.__closure__ is not None
-    ):
-        cells = dict(zip(obj.__code__.co_freevars, obj.__closure__))
-        if "array" in cells:
-            return _onedal_return_type, (cells["array"].cell_contents[:0],)
+    type (see ``_ONEDAL_CLOSURES``); pickle cannot save a closure. It is saved as an
+    empty array of that library and device, from which oneDAL's own
+    ``return_type_constructor`` rebuilds it, so it follows the load's placement like
+    every array. Nothing of the closure itself is saved."""
+    template = _onedal_template(obj)
+    if template is not None:
+        return _onedal_return_type, (template,)
     return NotImplemented
 
 

@@ -54,7 +54,7 @@ def namespace_module(name: Any) -> Any:
         raise FormatError("malformed namespace module name")
     family, library = _split(name)
     placement = TARGET.get()
-    target = placement.namespace if placement is not None else None
+    target = placement.target_library(_LIBRARY_OF.get(library, library)) if placement else None
     if target is not None and target != _LIBRARY_OF.get(library, library):
         library = target
         if family and library not in _FAMILIES[family]:

@@ -50,8 +50,7 @@ def main() -> int:
         expected = model.predict(X).cpu().numpy()
     with tempfile.TemporaryDirectory() as tmp:
         path, x_path, out = (Path(tmp) / n for n in ("ridge.dvp", "X.npy", "pred.npy"))
-        with sklearn.config_context(array_api_dispatch=True):
-            devpersist.dump(model, path)
+        devpersist.dump(model, path)  # after the block, as people do
         print(
             f"fitted on {device}; saved arrays on",
             {a["device"] for a in devpersist.info(path)["arrays"]},

@@ -40,6 +40,83 @@ def test_dump_records_the_whole_configuration():
     assert meta["config"]["scipy_array_api"] == os.environ.get("SCIPY_ARRAY_API")
 
 
+def test_dump_outside_the_context_records_what_the_model_needs():
+    model, X = _strict_ridge()  # fitted inside config_context, saved outside: the usual way
+    expected = None
+    with sklearn.config_context(array_api_dispatch=True):
+        expected = model.predict(X)
+    data = devpersist.dumps(model)
+    config = devpersist.info(data)["config"]
+    assert config["sklearn"]["array_api_dispatch"] is False  # in force at dump
+    assert config["required"] == {
+        "sklearn": {"array_api_dispatch": True},
+        "estimators": {"Ridge": [["array_api_strict", "CPU_DEVICE"]]},
+    }
+    loaded = devpersist.loads(data)
+    assert loaded.devpersist_config["array_api_dispatch"] is True
+    with ThreadPoolExecutor(1) as pool:  # a server's worker thread
+        got = pool.submit(loaded.predict, X).result()
+    assert type(got) is type(expected) and got.device == expected.device
+    assert got.dtype == expected.dtype and bool(xps.all(got == expected))
+
+
+def test_numpy_and_array_free_models_require_nothing():
+    from sklearn.linear_model import Ridge
+
+    X = np.random.default_rng(0).random((20, 3))
+    with sklearn.config_context(array_api_dispatch=True):  # in force, but not needed
+        data = devpersist.dumps(Ridge().fit(X, X.sum(axis=1)))
+        unfitted = devpersist.dumps(Ridge(alpha=3.0))
+    for blob in (data, unfitted):
+        config = devpersist.info(blob)["config"]
+        assert config["required"] == {"sklearn": {}, "estimators": {}}
+        assert config["sklearn"]["array_api_dispatch"] is True
+        assert type(devpersist.loads(blob)) is Ridge  # nothing to restore: not wrapped
+
+
+def test_sub_estimators_that_differ_are_recorded_each():
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    rng = np.random.default_rng(2)
+    X, y = rng.random((30, 3)), rng.random(30)
+    strict = Ridge(solver="svd")
+    with sklearn.config_context(array_api_dispatch=True):
+        strict.fit(xps.asarray(X), xps.asarray(y))
+    voting = VotingRegressor([("a", Ridge()), ("b", LinearRegression())]).fit(X, y)
+    voting.estimators_[0] = strict  # one sub-estimator on array-api-strict, one numpy
+    required = devpersist.info(devpersist.dumps(voting))["config"]["required"]
+    assert required["sklearn"] == {"array_api_dispatch": True}
+    assert required["estimators"] == {
+        "VotingRegressor.estimators_[0]": [["array_api_strict", "CPU_DEVICE"]]
+    }
+
+
+def _mixed_ridge():
+    import torch
+
+    model, X = _strict_ridge()
+    model.intercept_ = torch.asarray(float(model.intercept_))  # a second library
+    return model
+
+
+def test_mixed_namespaces_are_recorded_and_refused_where_unusable():
+    model = _mixed_ridge()
+    data = devpersist.dumps(model)
+    meta = devpersist.info(data)
+    places = {(a["path"], a["namespace"], a["device"]) for a in meta["arrays"]}
+    assert ("Ridge.coef_", "array_api_strict", "CPU_DEVICE") in places
+    assert ("Ridge.intercept_", "torch", "cpu") in places
+    assert meta["mixed_placements"] == {
+        "Ridge": [["array_api_strict", "CPU_DEVICE"], ["torch", "cpu"]]
+    }
+    for kwargs in ({}, {"device": "cpu"}, {"device": {"cpu": "cpu"}}):
+        with pytest.raises(devpersist.DeviceError, match=r"Ridge\.coef_.*Ridge\.intercept_"):
+            devpersist.loads(data, **kwargs)
+    plain = devpersist.loads(data, namespace="numpy")  # one place again: usable
+    assert isinstance(plain.coef_, np.ndarray) and isinstance(plain.intercept_, np.ndarray)
+
+
 def test_methods_run_under_the_recorded_config_in_any_thread():
     model, X = _strict_ridge()
     with sklearn.config_context(array_api_dispatch=True):
@@ -136,7 +213,7 @@ def test_unknown_config_key_warns_and_loads():
     model, X = _strict_ridge()
     with sklearn.config_context(array_api_dispatch=True):
         data = devpersist.dumps(model)
-    newer = edit_manifest(data, lambda m: m["config"]["sklearn"].update(future_knob=3))
+    newer = edit_manifest(data, lambda m: m["config"]["required"]["sklearn"].update(future_knob=3))
     with pytest.warns(devpersist.ConfigWarning, match="future_knob"):
         loaded = devpersist.loads(newer)
     loaded.predict(X)
@@ -149,8 +226,23 @@ def test_unknown_config_key_warns_and_loads():
         lambda m: m["config"]["sklearn"].update(assume_finite=[True]),
         lambda m: m["config"].update(extra={}),
         lambda m: m["config"].update(scipy_array_api=1),
+        lambda m: m["config"].update(required=[]),
+        lambda m: m["config"]["required"].update(extra={}),
+        lambda m: m["config"]["required"]["sklearn"].update(array_api_dispatch=[1]),
+        lambda m: m["config"]["required"]["estimators"].update(Ridge=[["torch"]]),
+        lambda m: m["config"]["required"]["estimators"].update(Ridge="torch"),
     ],
-    ids=["not-object", "non-scalar", "unknown-section", "bad-env"],
+    ids=[
+        "not-object",
+        "non-scalar",
+        "unknown-section",
+        "bad-env",
+        "required-list",
+        "required-extra",
+        "required-non-scalar",
+        "required-pair",
+        "required-not-list",
+    ],
 )
 def test_malformed_config_is_a_format_error(edit):
     model, _ = _strict_ridge()
@@ -245,6 +337,19 @@ def test_scipy_array_api_is_set_before_scipy_is_imported(tmp_path):
         env,
     )
     assert "SCIPY_ARRAY_API=1" in late.stderr and "before" in late.stderr
+    # scipy reads it only at import: setting it now would fool scikit-learn's check only
+    untouched = _run(
+        f"""
+        import os, warnings, sklearn, devpersist
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            devpersist.load({str(tmp_path / "m.dvp")!r})
+        assert [w.category.__name__ for w in caught] == ["ConfigWarning"], caught
+        assert "SCIPY_ARRAY_API" not in os.environ
+        """,
+        env,
+    )
+    assert untouched.returncode == 0, untouched.stderr
 
 
 def test_sklearnex_offload_target_becomes_host_when_moved():

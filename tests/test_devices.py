@@ -94,6 +94,50 @@ def test_device_mapping_moves_only_the_devices_it_names(strict_payload):
     assert devices_of(loaded) == {"a": "device2", "b": "device2", "c": "CPU_DEVICE"}
 
 
+def test_device_cpu_is_the_host_of_every_library(xp, torch, strict_payload):
+    payload = {**strict_payload, "t": torch.arange(3.0)}
+    loaded, record = load_recording(devpersist.dumps(payload), device="cpu")
+    assert record == []
+    assert {k: loaded[k].device._device for k in "abc"} == dict.fromkeys("abc", "CPU_DEVICE")
+    assert loaded["t"].device == torch.device("cpu")
+    for key in "abc":
+        expected = np.asarray(strict_payload[key].to_device(xp.Device("CPU_DEVICE")))
+        assert np.array_equal(np.asarray(loaded[key]), expected)
+    mapped = roundtrip(strict_payload, device={"device1": "cpu"})  # a mapping to the host
+    assert devices_of(mapped) == {"a": "CPU_DEVICE", "b": "device2", "c": "CPU_DEVICE"}
+
+
+@pytest.mark.parametrize("library", ["cupy", "dpnp"])
+def test_device_cpu_makes_numpy_of_libraries_without_a_host_device(torch, library, monkeypatch):
+    import devpersist.arrays._dpnp as dpnp_handler
+
+    def no_sycl_device(name: str) -> Any:
+        raise RuntimeError("no SYCL device")
+
+    monkeypatch.setattr(dpnp_handler, "_sycl_device", no_sycl_device)
+    handler = handler_for_namespace(library)
+    monkeypatch.setattr(type(handler), "available", lambda self: True)  # never imported
+    data = devpersist.dumps({"t": torch.arange(3.0)})
+
+    def saved_on_gpu(manifest: dict[str, Any]) -> None:
+        manifest["arrays"][0].update(namespace=library, device="gpu:0")
+
+    loaded, record = load_recording(edit_manifest(data, saved_on_gpu), device="cpu")
+    assert type(loaded["t"]) is np.ndarray and loaded["t"].tolist() == [0.0, 1.0, 2.0]
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1 and "as numpy arrays" in messages[0] and library in messages[0]
+
+
+def test_dpnp_host_is_a_host_sycl_device_when_there_is_one(monkeypatch):
+    import devpersist.arrays._dpnp as dpnp_handler
+
+    class HostDevice:
+        filter_string = "opencl:cpu:0"
+
+    monkeypatch.setattr(dpnp_handler, "_sycl_device", lambda name: HostDevice())
+    assert handler_for_namespace("dpnp").host() == ("dpnp", "opencl:cpu:0")
+
+
 def test_device_callable_gets_saved_device_and_library(xp, torch, strict_payload):
     calls = set()
 
@@ -378,3 +422,22 @@ def test_torch_dtypes_in_the_graph_are_stored_by_name_and_converted():
     plain = devpersist.loads(data, namespace="numpy")
     assert plain["dtype"] == np.dtype("float32")
     assert plain["half"] == plain["w"].dtype == np.dtype("float32")  # bfloat16 widens alike
+
+
+def test_fortran_like_layouts_are_kept(xp, torch):
+    """scikit-learn keeps transposed views (PCA's components_): a matmul over another
+    layout rounds differently, so a loaded model would not predict bit for bit."""
+    base = np.random.default_rng(0).random((4, 6))
+    payload = {
+        "t": torch.asarray(base).t(),  # Fortran order
+        "t_slice": torch.asarray(base).t()[:3],  # a slice of one: strides still grow
+        "s": xp.asarray(np.asfortranarray(base), device=xp.Device("device1")),
+    }
+    loaded = roundtrip(payload)
+    for key in ("t", "t_slice"):
+        assert loaded[key].stride()[0] < loaded[key].stride()[1]
+        assert torch.equal(loaded[key], payload[key])
+    host = np.asarray(loaded["s"].to_device(xp.Device("CPU_DEVICE")))
+    assert host.flags.f_contiguous and not host.flags.c_contiguous
+    plain = roundtrip(payload, namespace="numpy")
+    assert plain["t"].flags.f_contiguous and np.array_equal(plain["t"], base.T)

@@ -33,6 +33,14 @@ def _array_type() -> Any:
     return getattr(module, "Array", None)
 
 
+def fortran_like(host: np.ndarray) -> bool:
+    """Strides growing with the axis (a transposed matrix, or a slice of one)."""
+    if host.ndim < 2 or host.flags.c_contiguous or host.size <= 1:
+        return False
+    strides = [abs(s) for s, n in zip(host.strides, host.shape) if n > 1]
+    return strides == sorted(strides)
+
+
 class ArrayApiStrictHandler(ArrayHandler):
     namespace = "array_api_strict"
     modules = ("array_api_strict",)
@@ -51,18 +59,18 @@ class ArrayApiStrictHandler(ArrayHandler):
     def encode(self, obj: Any) -> Encoded:
         dtype = np.dtype(obj.dtype._np_dtype)  # the public DType has no numpy spelling
         shape = tuple(obj.shape)
-
-        def produce() -> Any:
-            xp = sys.modules["array_api_strict"]
-            host = np.asarray(obj.to_device(xp.Device(_HOST)))  # a copy only off the host
-            return contiguous_chunks(host, "C")()
-
+        xp = sys.modules["array_api_strict"]
+        # the library wraps a numpy array on every device: this is a view, not a copy
+        host = np.asarray(obj.to_device(xp.Device(_HOST)))
+        # keep a Fortran layout (PCA's components_ is a transposed view): matmul rounds
+        # differently on another layout, and loaded models must compute bit for bit
+        order = "F" if fortran_like(host) else "C"
         return Encoded(
             dtype=dtype,
             shape=shape,
-            order="C",
+            order=order,
             device=obj.device._device,
-            chunks=produce,
+            chunks=contiguous_chunks(host, order),
         )
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:

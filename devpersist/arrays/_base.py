@@ -122,6 +122,17 @@ class ArrayHandler:
     #: The host device's name in this library, or None if it has none (CuPy).
     host_device: str | None = "cpu"
 
+    def host(self) -> tuple[str, str]:
+        """Where ``device="cpu"`` puts this library's arrays: ``(library, device)``.
+
+        The library's own host device when it has one (torch ``cpu``, array-api-strict
+        ``CPU_DEVICE``), else numpy (device-only libraries such as CuPy). May import the
+        library (called while placing, once it is known to be installed).
+        """
+        if self.host_device is None:
+            return "numpy", "cpu"
+        return self.namespace, self.host_device
+
     def to_numpy(self, host: Any, entry: dict[str, Any]) -> Any:
         """The stored bytes as a numpy array of the logical dtype (for conversion).
 

@@ -1,9 +1,9 @@
 """CuPy arrays: C or Fortran order, on any CUDA device (``"cuda:N"``).
 
-CuPy has no host device: where the saved GPU does not exist, the fallback gives numpy
-arrays (``host_device = None``). The host copy is made when the writer reaches the
-array, through one pinned staging buffer of ``CHUNK_BYTES`` (``ndarray.get(out=...)``),
-so saving never holds a whole host copy of a device array.
+CuPy has no host device: where the saved GPU does not exist, and for ``device="cpu"``,
+arrays become numpy arrays (``host_device = None``). The host copy is made when the
+writer reaches the array, through one pinned staging buffer of ``CHUNK_BYTES``
+(``ndarray.get(out=...)``), so saving never holds a whole host copy of a device array.
 """
 
 from __future__ import annotations

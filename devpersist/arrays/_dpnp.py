@@ -3,7 +3,8 @@
 The device is the SYCL filter string of ``array.sycl_device`` (``"level_zero:gpu:0"``,
 ``"opencl:cpu:0"``); any filter selector dpctl understands (``"gpu"``, ``"cpu"``) may be
 asked for on load. dpnp has no host device of its own: where the saved device does not
-exist, the fallback gives numpy arrays (``host_device = None``). The USM allocation type
+exist, the fallback gives numpy arrays (``host_device = None``); ``device="cpu"`` gives a
+host SYCL device when there is one (:meth:`DpnpHandler.host`), else numpy. The USM allocation type
 is not kept: arrays are rebuilt as ``usm_type="device"``, dpnp's default.
 """
 
@@ -87,6 +88,14 @@ class DpnpHandler(ArrayHandler):
 
     def normalize_device(self, device: str) -> str:
         return str(_sycl_device(device).filter_string)
+
+    def host(self) -> tuple[str, str]:
+        """A SYCL device on the host CPU (OpenCL's CPU runtime) keeps dpnp arrays on the
+        host; without one they become numpy arrays."""
+        try:
+            return "dpnp", str(_sycl_device("cpu").filter_string)
+        except Exception:
+            return "numpy", "cpu"
 
     def device_object(self, device: str) -> Any:
         return _sycl_device(device)

@@ -112,13 +112,18 @@ class TorchHandler(ArrayHandler):
         if type(obj) is sys.modules["torch"].nn.Parameter:
             meta["parameter"] = True
         shape = tuple(obj.shape)
+        # a Fortran-ordered tensor (scikit-learn's transposed components_) is stored as
+        # such and comes back so: matmul rounds differently on another layout, and a
+        # numpy conversion must equal scikit-learn's own (move_estimator_to keeps strides)
+        fortran = _fortran(obj)
+        values = obj.permute(*reversed(range(obj.ndim))) if fortran else obj
         return Encoded(
             dtype=dtype,
             shape=shape,
-            order="C",
+            order="F" if fortran else "C",
             device=str(obj.device),
             meta=meta,
-            chunks=lambda: host_chunks(obj),
+            chunks=lambda: host_chunks(values),
             nbytes=obj.numel() * dtype.itemsize,
         )
 
@@ -154,7 +159,7 @@ class TorchHandler(ArrayHandler):
             target.type not in STREAMED
             or nbytes < STREAM_MIN_BYTES
             or not stored.isnative
-            or entry["order"] != "C"
+            or entry["order"] not in ("C", "F")
         ):
             return None
         name = self._dtype_name(entry, stored)
@@ -169,7 +174,12 @@ class TorchHandler(ArrayHandler):
                 return copier.copy(flat[start : start + size], buffers[slot][:size])
 
             stream([b.numpy().data for b in buffers], consume, copier.wait)
-            tensor = flat.view(dtype).reshape(tuple(entry["shape"]))
+            shape = tuple(entry["shape"])
+            if entry["order"] == "F":  # the bytes of the transpose: permute it back
+                axes = tuple(reversed(range(len(shape))))
+                tensor = flat.view(dtype).reshape(shape[::-1]).permute(*axes)
+            else:
+                tensor = flat.view(dtype).reshape(shape)
         return _finish(torch, tensor, entry)
 
     def _dtype_name(self, entry: dict[str, Any], stored: Any) -> str | None:
@@ -258,6 +268,15 @@ def _finish(torch: Any, tensor: Any, entry: dict[str, Any]) -> Any:
     if requires_grad:
         tensor.requires_grad_(True)
     return tensor
+
+
+def _fortran(tensor: Any) -> bool:
+    """Is ``tensor`` laid out like Fortran order (strides growing with the axis, as in a
+    transposed matrix or a slice of one) rather than C order? 2 or more dimensions."""
+    if tensor.ndim < 2 or tensor.is_contiguous() or tensor.numel() <= 1:
+        return False
+    strides = [s for s, n in zip(tensor.stride(), tensor.shape) if n > 1]
+    return strides == sorted(strides)
 
 
 def _from_host(torch: Any, host: np.ndarray, name: str | None) -> Any:
