@@ -272,7 +272,29 @@ def _reduce_function(obj: Any) -> Any:
         cells = dict(zip(obj.__code__.co_freevars, obj.__closure__))
         if "array" in cells:
             return _onedal_return_type, (cells["array"].cell_contents[:0],)
+    if (
+        obj.__module__ == "onedal.datatypes._data_conversion"
+        and obj.__qualname__ == "return_type_constructor.<locals>.<lambda>"
+        and obj.__closure__ is not None
+    ):
+        template = _dpnp_template(dict(zip(obj.__code__.co_freevars, obj.__closure__)))
+        if template is not None:
+            return _onedal_return_type, (template,)
     return NotImplemented
+
+
+def _dpnp_template(cells: dict[str, Any]) -> Any:
+    """oneDAL's dpnp converter holds the dpnp module (``xp``) and the input's SYCL queue
+    (``device``): an empty dpnp array on that queue stands for it (None if the closure
+    holds anything else)."""
+    dpnp = sys.modules.get("dpnp")
+    dpctl = sys.modules.get("dpctl")
+    if dpnp is None or dpctl is None or set(cells) != {"device", "xp"}:
+        return None
+    queue = cells["device"].cell_contents
+    if cells["xp"].cell_contents is not dpnp or type(queue) is not dpctl.SyclQueue:
+        return None
+    return dpnp.empty((0,), sycl_queue=queue)
 
 
 def _classify(tp: type) -> Callable[[Any], Any] | None:
