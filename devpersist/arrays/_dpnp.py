@@ -185,7 +185,7 @@ class DpnpHandler(ArrayHandler):
             return None
 
 
-def host_chunks(array: Any, chunk_bytes: int = STAGE_BYTES) -> Iterator[memoryview]:
+def host_chunks(array: Any, chunk_bytes: int | None = None) -> Iterator[memoryview]:
     """The bytes of ``array``'s values in C order, at most ``chunk_bytes`` at a time.
 
     A view is made contiguous on its device first (one device copy); then each chunk is
@@ -196,7 +196,7 @@ def host_chunks(array: Any, chunk_bytes: int = STAGE_BYTES) -> Iterator[memoryvi
         return
     flat = dpnp.ravel(array)  # C order; a copy only for views
     itemsize = int(np.dtype(array.dtype).itemsize)
-    step = max(1, chunk_bytes // itemsize)
+    step = max(1, (STAGE_BYTES if chunk_bytes is None else chunk_bytes) // itemsize)
     for start in range(0, int(flat.size), step):
         host = np.ascontiguousarray(dpnp.asnumpy(flat[start : start + step]))
         yield host.reshape(-1).view(np.uint8).data
