@@ -62,7 +62,7 @@ class DpnpHandler(ArrayHandler):
     install = "dpnp"
     has_devices = True
 
-    @property  # type: ignore[override]
+    @property
     def host_device(self) -> str | None:  # type: ignore[override]
         """The host SYCL device where there is one (the fallback target), else None:
         arrays then become numpy arrays. Only asked once dpnp is known to be installed."""
@@ -136,7 +136,7 @@ class DpnpHandler(ArrayHandler):
             values = buffers[slot][:size].view(stored)
             flat[first : first + values.size] = values  # a blocking copy: the buffer is free
 
-        stream([memoryview(b) for b in buffers], consume, lambda token: None)
+        stream([b.data for b in buffers], consume, lambda token: None)
         return flat.reshape(tuple(entry["shape"]))
 
     def _usm_type(self, entry: dict[str, Any], device: str) -> str:

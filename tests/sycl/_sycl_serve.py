@@ -35,14 +35,14 @@ def main(job_path: str) -> None:
     if job.get("block"):
         sys.meta_path.insert(0, _Blocked(("dpnp", "dpctl")))
     start = time.perf_counter()
-    import sklearn  # noqa: F401  (a real server imports its libraries before devpersist)
     import warnings
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
+    import sklearn  # noqa: F401  (a real server imports its libraries before devpersist)
+    from _sycl_cases import describe, host_values, outputs
 
     import devpersist
-    from _sycl_cases import describe, host_values, outputs
 
     X = np.load(job["X"])
     if job["input"] == "dpnp":

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _sycl_cases import array_api_estimators, data, describe, host_values, outputs, serve, target_for
+from _sycl_cases import (
+    array_api_estimators,
+    data,
+    describe,
+    host_values,
+    outputs,
+    serve,
+    target_for,
+)
 
 import devpersist
 

@@ -43,7 +43,6 @@ from _sycl_cases import (
 import devpersist
 
 
-
 def _names() -> list[str]:
     try:
         import sklearnex  # noqa: F401
@@ -114,9 +113,7 @@ def served(fitted: dict[str, Any], mode: str) -> tuple[dict[str, Any], Any]:
         modes, library, block, keep_sycl = PROCESSES[process]
         files = {name: case["file"] for name, case in fitted["cases"].items()}
         loads = {m: MODES[m] for m in modes}
-        _served[process] = serve(
-            fitted["folder"], process, files, loads, library, block, keep_sycl
-        )
+        _served[process] = serve(fitted["folder"], process, files, loads, library, block, keep_sycl)
     report = _served[process]
     return report, report["results"][mode]
 
