@@ -14,7 +14,8 @@ one process per load mode, every file in it:
 - ``numpy``: ``namespace="numpy"`` where dpnp and dpctl cannot be imported (and
   ``SCIPY_ARRAY_API`` is not set); ``no_sycl``: a host where dpctl finds no SYCL device
   at all (the OpenCL variables removed), loaded with the defaults: one fallback warning,
-  numpy arrays. Host kernels round differently from the SYCL device's, so values are
+  numpy arrays; ``no_sycl_cpu``: the same host, ``device="cpu"``. Host kernels round
+  differently from the SYCL device's, so values are
   compared to a tolerance.
 
 The first use of each kernel on the OpenCL CPU device compiles it (JIT): fitting the
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _repack import edit_manifest
 from _sycl_cases import (
     array_api_estimators,
     data,
@@ -60,12 +62,13 @@ MODES = {
     "mapped": {"device": {"opencl:cpu:0": "opencl:cpu"}},
     "numpy": {"namespace": "numpy"},
     "no_sycl": {},
+    "no_sycl_cpu": {"device": "cpu"},
 }
 #: The serving processes: (modes, input library, dpnp blocked, SYCL device present).
 PROCESSES = {
     "sycl": (("default", "host", "mapped"), "dpnp", False, True),
     "blocked": (("numpy",), "numpy", True, True),
-    "no-sycl": (("no_sycl",), "numpy", False, False),
+    "no-sycl": (("no_sycl", "no_sycl_cpu"), "numpy", False, False),
 }
 
 
@@ -144,8 +147,10 @@ def test_served(fitted, mode, name):
     on_device = mode in PROCESSES["sycl"][0]
     fallback = [w for w in got["warnings"] if w[0] == "DeviceFallbackWarning"]
     assert [w for w in got["warnings"] if w[0] != "DeviceFallbackWarning"] == []
-    if mode == "no_sycl" and case["holds_dpnp"]:
+    if mode == "no_sycl" and case["holds_dpnp"]:  # the saved device is missing
         assert len(fallback) == 1 and "opencl:cpu:0" in fallback[0][1], got["warnings"]
+    elif mode == "no_sycl_cpu" and case["holds_dpnp"]:  # dpnp has no host device here
+        assert len(fallback) == 1 and "device='cpu'" in fallback[0][1], got["warnings"]
     else:
         assert fallback == []
     for key, (want, want_values) in case["expected"].items():
@@ -169,3 +174,40 @@ def test_pickle_fails_exactly_on_the_models_that_hold_dpnp_arrays(fitted):
     assert {n for n, c in cases.items() if c["pickled"]} == {
         n for n, c in cases.items() if not c["holds_dpnp"]
     }
+
+
+def _elsewhere(data: bytes) -> bytes:
+    """The file as if its dpnp arrays had been saved on a GPU that is not here."""
+
+    def edit(manifest: dict[str, Any]) -> None:
+        for entry in manifest["arrays"]:
+            if entry["namespace"] == "dpnp":
+                entry["device"] = "level_zero:gpu:0"
+
+    return edit_manifest(data, edit)
+
+
+def test_a_model_saved_on_a_missing_sycl_device_follows_the_placement_rules(fitted, monkeypatch):
+    """KMeans (arrays and oneDAL's converter) saved on a GPU this host lacks: the host
+    SYCL device with one warning, or a DeviceError before anything is built."""
+    import dpnp
+
+    case = fitted["cases"]["KMeans"]
+    data = _elsewhere(Path(case["file"]).read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = devpersist.loads(data)
+    assert [w.category.__name__ for w in caught] == ["DeviceFallbackWarning"]
+    assert "level_zero:gpu:0" in str(caught[0].message)
+    X = dpnp.asarray(np.load(fitted["folder"] / "X.npy"))
+    got = outputs(model, X)
+    for key, (want, want_values) in case["expected"].items():
+        assert describe(got[key]) == want, key
+        assert host_values(got[key]).tobytes() == want_values.tobytes(), key
+
+    def built(*args: Any) -> Any:
+        raise AssertionError("something was built before the placement was refused")
+
+    monkeypatch.setattr(devpersist._api, "load_graph", built)
+    with pytest.raises(devpersist.DeviceError, match="level_zero:gpu:0"):
+        devpersist.loads(data, fallback="raise")
