@@ -128,3 +128,22 @@ def test_sklearnex_serialization_example_on_the_sycl_cpu_device(sklearnex_dpc):
         assert type(pred) is type(pred_fresh) and pred.dtype == pred_fresh.dtype
         assert pred.sycl_device == pred_fresh.sycl_device
         np.testing.assert_array_equal(dpnp.asnumpy(pred_fresh), dpnp.asnumpy(pred))
+
+
+def test_offload_to_a_sycl_queue_is_recorded_as_its_device(sklearnex_dpc):
+    """``target_offload`` may be a SyclQueue: it is recorded as its device's filter
+    string, which names the device again in another process."""
+    import dpctl
+    from sklearnex.linear_model import LinearRegression
+
+    X, reg, _ = data()
+    queue = dpctl.SyclQueue("opencl:cpu")
+    with sklearnex_dpc.config_context(target_offload=queue):
+        model = LinearRegression().fit(X, reg)
+        expected = model.predict(X)
+        saved = devpersist.dumps(model)
+    recorded = devpersist.info(saved)["config"]["sklearnex"]["target_offload"]
+    assert recorded == queue.sycl_device.filter_string
+    loaded = devpersist.loads(saved)
+    assert loaded.devpersist_config["target_offload"] == recorded
+    assert loaded.predict(X).tobytes() == expected.tobytes()
