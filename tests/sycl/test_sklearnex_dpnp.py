@@ -211,3 +211,22 @@ def test_a_model_saved_on_a_missing_sycl_device_follows_the_placement_rules(fitt
     monkeypatch.setattr(devpersist._api, "load_graph", built)
     with pytest.raises(devpersist.DeviceError, match="level_zero:gpu:0"):
         devpersist.loads(data, fallback="raise")
+
+
+def test_kmeans_converter_is_rebuilt_for_where_its_arrays_go(fitted):
+    """oneDAL's dpnp converter closure (a SyclQueue and the dpnp module) comes back as
+    oneDAL's own dpnp converter on the saved device, and as its numpy converter with
+    ``namespace="numpy"``."""
+    import dpnp
+
+    file = fitted["cases"]["KMeans"]["file"]
+    model = devpersist.unwrap(devpersist.load(file))
+    convert = model._onedal_estimator._input_type
+    assert convert.__qualname__ == "return_type_constructor.<locals>.<lambda>"
+    cells = dict(zip(convert.__code__.co_freevars, convert.__closure__))
+    assert cells["xp"].cell_contents is dpnp
+    assert cells["device"].cell_contents.sycl_device == model.cluster_centers_.sycl_device
+    plain = devpersist.unwrap(devpersist.load(file, namespace="numpy"))
+    from onedal.datatypes._data_conversion import return_type_constructor
+
+    assert plain._onedal_estimator._input_type is return_type_constructor(np.empty(0))
