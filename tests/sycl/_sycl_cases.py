@@ -135,6 +135,7 @@ def serve(
     library: str,
     block: bool = False,
     keep_sycl: bool = True,
+    scipy_array_api: bool | None = None,
 ) -> dict[str, Any]:
     """Load ``files`` in one fresh serving process (``_sycl_serve.py``) with each of the
     load options in ``loads`` (``{mode: options}``), predicting on ``folder/X.npy`` as
@@ -142,7 +143,7 @@ def serve(
     no SYCL device at all.
 
     ``SCIPY_ARRAY_API=1`` is set before the process starts for dpnp input (array-API
-    dispatch needs it then) and removed otherwise. Returns the process's report:
+    dispatch needs it then) and removed otherwise, unless ``scipy_array_api`` says. Returns the process's report:
     ``results[mode][file name]``, and ``dir``, the folder of its ``MODE-NAME.npz`` output
     values.
     """
@@ -157,7 +158,7 @@ def serve(
     }
     (job_dir / "job.json").write_text(json.dumps(job))
     env = {k: v for k, v in os.environ.items() if k != "SCIPY_ARRAY_API"}
-    if library == "dpnp":
+    if (library == "dpnp") if scipy_array_api is None else scipy_array_api:
         env["SCIPY_ARRAY_API"] = "1"
     if not keep_sycl:
         for variable in OPENCL_VARIABLES:

@@ -230,3 +230,25 @@ def test_kmeans_converter_is_rebuilt_for_where_its_arrays_go(fitted):
     from onedal.datatypes._data_conversion import return_type_constructor
 
     assert plain._onedal_estimator._input_type is return_type_constructor(np.empty(0))
+
+
+def test_a_server_that_did_not_set_scipy_array_api(fitted):
+    """A server that imported scikit-learn (so scipy) without ``SCIPY_ARRAY_API=1``
+    cannot run array-API dispatch, which the dpnp models need: scipy reads the variable
+    only at import, and devpersist does not set it late (docs/config.md). Each such model
+    loads with one ConfigWarning that gives the fix, and calling its methods raises
+    scikit-learn's own explanation; the one model without dpnp arrays just works."""
+    files = {name: case["file"] for name, case in fitted["cases"].items()}
+    report = serve(
+        fitted["folder"], "late-scipy", files, {"late": {}}, "dpnp", scipy_array_api=False
+    )
+    for name, case in fitted["cases"].items():
+        got = report["results"]["late"][name]
+        if not case["holds_dpnp"]:
+            assert "error" not in got and got["warnings"] == [], (name, got)
+            continue
+        assert [w[0] for w in got["warnings"]] == ["ConfigWarning"], (name, got)
+        assert "SCIPY_ARRAY_API=1" in got["warnings"][0][1]
+        if any(not key.startswith("attr:") for key in case["expected"]):  # it has methods
+            assert got["error"].startswith("RuntimeError: "), (name, got)
+            assert "SCIPY_ARRAY_API" in got["error"]
