@@ -34,7 +34,9 @@ from ._exceptions import DeviceError, FormatError
 
 SKLEARNEX_KEYS = ("target_offload", "allow_fallback_to_host", "allow_sklearn_after_onedal")
 _SCALARS = (bool, int, float, str, type(None))
-_HOST_OFFLOAD = ("auto", "cpu", "host")
+#: Offload targets that mean the host on every oneDAL build ("cpu" does not: on the DPC++
+#: build it names a SYCL CPU device).
+_HOST_OFFLOAD = ("auto", "host")
 
 
 class ConfigWarning(UserWarning):
@@ -59,13 +61,19 @@ def capture(uses_sklearnex: bool, required: dict[str, Any] | None = None) -> dic
         import sklearnex
 
         full = sklearnex.get_config()
-        recorded["sklearnex"] = {
-            k: full[k] if isinstance(full[k], _SCALARS) else str(full[k])
-            for k in SKLEARNEX_KEYS
-            if k in full
-        }
+        recorded["sklearnex"] = {k: _offload_value(full[k]) for k in SKLEARNEX_KEYS if k in full}
     recorded["required"] = required if required is not None else {"sklearn": {}, "estimators": {}}
     return recorded
+
+
+def _offload_value(value: Any) -> Any:
+    """A setting as the manifest stores it: a SYCL queue or device (``target_offload``
+    may be one) by its device's filter string, which names it again on load."""
+    if isinstance(value, _SCALARS):
+        return value
+    device = getattr(value, "sycl_device", value)
+    filter_string = getattr(device, "filter_string", None)
+    return str(filter_string) if isinstance(filter_string, str) else str(value)
 
 
 def _estimator_paths(root: Any) -> list[str]:
@@ -289,21 +297,52 @@ def plan(
         sk["array_api_dispatch"] = False  # plain numpy arrays: no dispatch needed
     offload = skx.get("target_offload")
     if isinstance(offload, str) and offload not in _HOST_OFFLOAD:
-        if to_host or not _sycl_device_exists(offload):
-            # "auto" runs where the (host) data is, and is valid on every oneDAL build;
-            # "cpu" is refused by builds without the DPC++ backend
+        # "auto" runs where the (host) data is, and is valid on every oneDAL build
+        if to_host:
+            skx["target_offload"] = "auto"  # the host was asked for
+        elif not _offload_available(offload):
+            _offload_fallback(offload, placement)
             skx["target_offload"] = "auto"
+    if sk.get("array_api_dispatch") and os.environ.get("SCIPY_ARRAY_API") != "1":
+        _warn_late_scipy()
     return sk, skx
 
 
-def _sycl_device_exists(name: str) -> bool:
+def _offload_available(name: str) -> bool:
+    """Can sklearnex offload to ``name`` here? Needs oneDAL's DPC++ backend (the
+    ``scikit-learn-intelex-gpu`` build) and a SYCL device that ``name`` selects: on that
+    build ``"cpu"`` names a SYCL CPU device, not the host."""
+    onedal = sys.modules.get("onedal")
+    if onedal is None or getattr(onedal, "_dpc_backend", None) is None:
+        return False
     try:
         import dpctl
 
         dpctl.SyclDevice(name)
-    except Exception:
+    except Exception:  # dpctl's SyclDeviceCreationError, or dpctl missing
         return False
     return True
+
+
+def _offload_fallback(offload: str, placement: Any) -> None:
+    """The placement rules for an offload target that is not here: an error with
+    ``fallback="raise"``, else the host with the placement warning."""
+    from ._devices import DeviceFallbackWarning
+
+    name = offload[:64]
+    if getattr(placement, "fallback", "host") == "raise":
+        raise DeviceError(
+            f"the model was fitted with sklearnex target_offload={name!r}, a SYCL device "
+            "that does not exist here (or this sklearnex has no DPC++ backend); load with "
+            "fallback='host' to run it on the host"
+        )
+    warnings.warn(
+        f"the model was fitted with sklearnex target_offload={name!r}, a SYCL device that "
+        "does not exist here (or this sklearnex has no DPC++ backend): it runs on the host "
+        "(target_offload='auto'). Pass fallback='raise' to make this an error.",
+        DeviceFallbackWarning,
+        stacklevel=5,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -347,17 +386,22 @@ def prepare_environment(config: dict[str, Any] | None, namespace: str | None) ->
         return
     if "scipy" in sys.modules:
         # setting it now would only fool scikit-learn's check: scipy stays without
-        # array API support, so the environment is left as it is
-        warnings.warn(
-            "this model runs with array_api_dispatch=True, which needs SCIPY_ARRAY_API=1, "
-            "but scipy was imported before it was set, and scipy reads it only at import: "
-            "scipy functions will not accept non-numpy arrays. Set SCIPY_ARRAY_API=1 in "
-            "the environment before starting Python, or load with namespace='numpy'.",
-            ConfigWarning,
-            stacklevel=4,
-        )
+        # array API support, so the environment is left as it is. plan() warns once the
+        # placement is known, if the model still needs dispatch there (arrays that fall
+        # back to numpy, a dpnp model on a host without a SYCL device, do not)
         return
     os.environ["SCIPY_ARRAY_API"] = "1"
+
+
+def _warn_late_scipy() -> None:
+    warnings.warn(
+        "this model runs with array_api_dispatch=True, which needs SCIPY_ARRAY_API=1, "
+        "but scipy was imported before it was set, and scipy reads it only at import: "
+        "scipy functions will not accept non-numpy arrays. Set SCIPY_ARRAY_API=1 in "
+        "the environment before starting Python, or load with namespace='numpy'.",
+        ConfigWarning,
+        stacklevel=5,
+    )
 
 
 def needs_dispatch(config: dict[str, Any]) -> bool:

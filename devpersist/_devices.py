@@ -132,7 +132,8 @@ class Placement:
         for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
             if library != entry["namespace"]:
                 self._check_conversion(entry, library, index)
-                if self.namespace is None:
+                if self.namespace is None and self.device is not None:
+                    # device="cpu" asked for the host; a fallback is reported as a move
                     where = entry.get("path", f"array {index}")
                     self.to_numpy.append((where, entry["namespace"], library))
             if self.device is None and self.namespace is None and device != entry["device"]:

@@ -364,6 +364,7 @@ META_KEYS = {
     "parameter": bool,  # torch.nn.Parameter
     "cast": (str, list),  # precision option: the dtype to restore on load
     "precision": str,  # precision option: "float16" or "bfloat16"
+    "usm_type": str,  # dpnp: the USM allocation type ("device", "shared", "host")
 }
 #: Compression codecs a reader may meet; ``length`` is then the compressed size.
 CODECS = ("zstd", "lz4", "zlib", "lzma")

@@ -326,10 +326,9 @@ def _onedal_template(obj: Any) -> Any:
         return None
     held = cells[cell].cell_contents
     if cell == "device":  # dpnp: a SYCL queue and the dpnp module
-        xp: Any = cells["xp"].cell_contents if "xp" in cells else None
-        if xp is None or getattr(xp, "__name__", None) != "dpnp":
+        template = _dpnp_template(cells)
+        if template is None:
             return None
-        template = xp.empty((0,), sycl_queue=held)
     elif getattr(held, "ndim", 0) >= 1:
         template = held[:0, ...]  # array-api-strict refuses a partial index on 2-d
     else:
@@ -349,6 +348,20 @@ def _reduce_function(obj: Any) -> Any:
     if template is not None:
         return _onedal_return_type, (template,)
     return NotImplemented
+
+
+def _dpnp_template(cells: dict[str, Any]) -> Any:
+    """oneDAL's dpnp converter holds the dpnp module (``xp``) and the input's SYCL queue
+    (``device``): an empty dpnp array on that queue stands for it (None if the closure
+    holds anything else)."""
+    dpnp = sys.modules.get("dpnp")
+    dpctl = sys.modules.get("dpctl")
+    if dpnp is None or dpctl is None or set(cells) != {"device", "xp"}:
+        return None
+    queue = cells["device"].cell_contents
+    if cells["xp"].cell_contents is not dpnp or type(queue) is not dpctl.SyclQueue:
+        return None
+    return dpnp.empty((0,), sycl_queue=queue)
 
 
 def _classify(tp: type) -> Callable[[Any], Any] | None:
