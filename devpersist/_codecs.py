@@ -26,6 +26,9 @@ from ._exceptions import IntegrityError, MissingLibraryError
 MIN_COMPRESS_BYTES = 4096
 CODECS = {"zstd": "zstandard", "lz4": "lz4", "zlib": None, "lzma": None}
 DEFAULT_LEVEL = {"zstd": 3, "lz4": 0, "zlib": 6, "lzma": 6}
+# What each library accepts (zstd and lz4 take negative "fast" levels); checked up front
+# so that a bad level fails at the call, not deep inside a compressor with its message.
+LEVELS = {"zstd": (-(1 << 17), 22), "lz4": (-(1 << 17), 16), "zlib": (-1, 9), "lzma": (0, 9)}
 PRECISIONS = ("float16", "bfloat16")
 
 
@@ -43,7 +46,12 @@ def parse_compress(compress: Any) -> tuple[str, int] | None:
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
     _module(codec)
-    return codec, DEFAULT_LEVEL[codec] if level is None else int(level)
+    if level is None:
+        return codec, DEFAULT_LEVEL[codec]
+    low, high = LEVELS[codec]
+    if isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
+        raise ValueError(f"{codec} compression level must be an integer in [{low}, {high}]")
+    return codec, level
 
 
 def _module(codec: str) -> Any:
