@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import types
+
 import numpy as np
-
-
-def _is_estimator(value: Any) -> bool:
-    return hasattr(value, "get_params") and hasattr(value, "fit")
 
 
 def assert_same(a: Any, b: Any, path: str = "obj", _seen: set[int] | None = None) -> None:
@@ -57,11 +55,28 @@ def assert_same(a: Any, b: Any, path: str = "obj", _seen: set[int] | None = None
     if isinstance(a, np.generic):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"{path}: {a!r} != {b!r}"
         return
-    if _is_estimator(a) or (hasattr(a, "__dict__") and not callable(a)):
-        assert_same(vars(a), vars(b), f"{path}.__dict__", seen)
+    if isinstance(a, _REFERENCES):
+        assert a is b, f"{path}: {a!r} is not {b!r}"  # functions, types, ufuncs
         return
-    if isinstance(a, (str, bytes, bytearray, int, float, complex, bool, type(None))):
+    if isinstance(a, types.MethodType):
+        assert a.__func__ is b.__func__, f"{path}: {a!r} != {b!r}"
+        assert_same(a.__self__, b.__self__, f"{path}.__self__", seen)
+        return
+    if isinstance(a, (str, bytes, bytearray, int, float, complex, bool, type(None), range,
+                      slice, set, frozenset)):  # fmt: skip
         assert a == b, f"{path}: {a!r} != {b!r}"
         return
-    # Functions, types, ufuncs and other references: the same object after a load.
-    assert a is b or a == b, f"{path}: {a!r} != {b!r}"
+    if hasattr(a, "__dict__") and (vars(a) or not hasattr(a, "__reduce_ex__")):
+        assert_same(vars(a), vars(b), f"{path}.__dict__", seen)
+        return
+    # Extension types without a __dict__ (trees, Cython losses...): what they pickle to.
+    assert_same(_reduced(a), _reduced(b), f"{path}.__reduce__()", seen)
+
+
+_REFERENCES = (types.FunctionType, types.BuiltinFunctionType, type, np.ufunc)
+
+
+def _reduced(obj: Any) -> tuple[Any, ...]:
+    reduced = obj.__reduce_ex__(5)
+    assert isinstance(reduced, tuple), reduced
+    return reduced[1:3]  # the arguments and the state; the callable is the type
