@@ -4,6 +4,7 @@ The public API is what this module exports; everything in ``_``-prefixed modules
 private.
 """
 
+from . import presets
 from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads, verify
 from ._config import ConfiguredEstimator, ConfigWarning, unwrap
 from ._convert import UntrustedSourceWarning, convert
@@ -54,6 +55,7 @@ __all__ = [
     "info",
     "load",
     "loads",
+    "presets",
     "unwrap",
     "verify",
 ]

@@ -7,9 +7,8 @@ every value keeps its exact type.
 
 from __future__ import annotations
 
-from typing import Any
-
 import types
+from typing import Any
 
 import numpy as np
 

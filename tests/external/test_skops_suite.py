@@ -320,7 +320,9 @@ def _names(kind):
     trusted = lists[1]
     if kind == "ufuncs":
         return trusted.SCIPY_UFUNC_TYPE_NAMES + trusted.NUMPY_UFUNC_TYPE_NAMES
-    return trusted.PRIMITIVE_TYPE_NAMES + trusted.NUMPY_DTYPE_TYPE_NAMES + trusted.CONTAINER_TYPE_NAMES
+    return (
+        trusted.PRIMITIVE_TYPE_NAMES + trusted.NUMPY_DTYPE_TYPE_NAMES + trusted.CONTAINER_TYPE_NAMES
+    )
 
 
 def _resolve(full_name):
@@ -566,7 +568,9 @@ OPERATORS = [
 ]
 
 
-@pytest.mark.parametrize("op", OPERATORS, ids=[f"{name}-{i}" for i, (name, _) in enumerate(OPERATORS)])
+@pytest.mark.parametrize(
+    "op", OPERATORS, ids=[f"{name}-{i}" for i, (name, _) in enumerate(OPERATORS)]
+)
 def test_persist_operator_raises_untrusted(op):
     """Operators are not trusted by default: some of them run arbitrary code."""
     from sklearn.preprocessing import FunctionTransformer
