@@ -5,13 +5,14 @@ the estimator itself rather than from a hand-kept list:
 
 - the *target kinds* it accepts, read from its tags (``sklearn.utils.get_tags``): binary,
   multiclass, string labels and multilabel for classifiers; single and multi-output for
-  regressors; ``sample_weight`` wherever ``fit`` takes one; plain ``fit(X)`` otherwise;
+  regressors; ``sample_weight`` wherever ``fit`` takes one; class labels for the other
+  estimators (the unsupervised ones ignore them);
 - the *string options* of its parameters, read from its ``_parameter_constraints``
-  (every ``StrOptions`` option that is not deprecated; ``Hidden`` ones are internal): losses, criteria,
-  solvers, kernels, metrics, algorithms, splitters, penalties... Each option is fitted
-  once, one parameter at a time, on the estimator's richest target kind (multiclass for
-  classifiers, since multiclass is what switches many of them to other loss and tree
-  types).
+  (every ``StrOptions`` option that is not deprecated; ``Hidden`` ones are internal):
+  losses, criteria, solvers, kernels, metrics, algorithms, splitters, penalties...
+  Each option is fitted once, one parameter at a time, on the estimator's richest
+  target kind (multiclass for classifiers, since multiclass is what switches many of
+  them to other loss and tree types).
 
 ``scoring`` is the exception to "every option": its ~50 scorer names, times the ~25
 search and CV estimators that take it, would be 1,200 cross-validated fits. Each
