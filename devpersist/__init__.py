@@ -4,6 +4,7 @@ The public API is what this module exports; everything in ``_``-prefixed modules
 private.
 """
 
+from . import presets
 from ._api import config_context, dump, dumps, get_untrusted_types, info, load, loads, verify
 from ._codecs import CodecFallbackWarning, NotMappedWarning
 from ._config import ConfiguredEstimator, ConfigWarning, unwrap
@@ -65,6 +66,7 @@ __all__ = [
     "info",
     "load",
     "loads",
+    "presets",
     "unwrap",
     "verify",
 ]

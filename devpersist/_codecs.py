@@ -26,6 +26,8 @@ from ._exceptions import IntegrityError, MissingLibraryError
 MIN_COMPRESS_BYTES = 4096
 CODECS = {"zstd": "zstandard", "lz4": "lz4", "zlib": None, "lzma": None}
 DEFAULT_LEVEL = {"zstd": 3, "lz4": 0, "zlib": 6, "lzma": 6}
+# What each library accepts (zstd and lz4 take negative "fast" levels); checked up front
+# so that a bad level fails at the call, not deep inside a compressor with its message.
 PRECISIONS = ("float16", "bfloat16")
 
 

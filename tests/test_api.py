@@ -25,7 +25,7 @@ def test_public_api_is_locked():
         "VersionMismatchError", "VersionMismatchWarning", "__version__", "config_context",
         "UntrustedSourceWarning", "convert", "UnsafeTrustError", "UntrustedTypeWarning",
         "dangerously_trust", "PrecisionLossError", "CodecFallbackWarning", "NotMappedWarning",
-        "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "unwrap",
+        "dump", "dumps", "get_untrusted_types", "info", "load", "loads", "presets", "unwrap",
         "verify",
     }  # fmt: skip
     for name in devpersist.__all__:
