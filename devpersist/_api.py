@@ -16,13 +16,13 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Union
 
 from . import _codecs, _config, _format, _remote
+from ._atomic import atomic_target
 from ._devices import Placement
 from ._environment import (
     VersionMismatchWarning,
@@ -276,118 +276,28 @@ def dump(
         with _remote.writer(file, storage_options) as f:  # type: ignore[arg-type]
             _format.write_container(f, graph, blobs, manifest)
     elif isinstance(file, (str, os.PathLike)):
-        with _atomic_target(os.fspath(file)) as f:
+        with atomic_target(os.fspath(file)) as f:
             _format.write_container(f, graph, blobs, manifest)
     elif hasattr(file, "write"):
+        _binary(file, "wb")
         _format.write_container(file, graph, blobs, manifest)
     else:
         raise TypeError(f"file must be a path or a binary file object, not {type(file).__name__}")
     bar.close()
 
 
-#: Where ``flock`` is unavailable, a leftover temporary file is removed only once it
-#: is this old (a save still writing it touches it more often than that).
-STALE_SECONDS = 24 * 3600
-#: A temporary file that is empty and younger than this may have just been created by
-#: a save that has not locked it yet: left alone.
-_FRESH_SECONDS = 60.0
-
-
-@contextmanager
-def _atomic_target(path: str) -> Iterator[IO[bytes]]:
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    _remove_stale(folder, base)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
-    try:
-        _lock(fd)  # held until closed: tells a concurrent save this file is alive
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
-
-
-def _lock(fd: int) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the age rule applies
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:  # pragma: no cover - file systems without locks: the age rule applies
-        pass
-
-
-def _remove_stale(folder: str, base: str) -> None:
-    """Remove the temporary files that earlier saves to ``base`` left when they were
-    killed: only names ``tempfile.mkstemp`` gives ours (``.{base}.XXXXXXXX.tmp``), only
-    regular files, and only those no live save holds: a save holds an exclusive
-    ``flock`` on its temporary file until it is renamed or removed, so a file we can
-    lock without waiting belongs to a dead save. Without ``flock``, only files older
-    than :data:`STALE_SECONDS`. Best effort: a failure here never fails the save."""
-    import re
-    import stat
-    import time
-
-    pattern = re.compile(rf"\.{re.escape(base)}\.[a-z0-9_]{{8}}\.tmp\Z")
-    try:
-        names = [n for n in os.listdir(folder) if pattern.match(n)]
-    except OSError:
-        return
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        fcntl = None  # type: ignore[assignment]
-    for name in names:
-        full = os.path.join(folder, name)
-        try:
-            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            age = time.time() - st.st_mtime
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # a live save holds it (or locks are unsupported: keep it)
-                if st.st_size == 0 and age < _FRESH_SECONDS:
-                    continue  # created an instant ago, maybe not locked yet
-            elif age < STALE_SECONDS:
-                continue
-            if os.stat(full, follow_symlinks=False).st_ino == st.st_ino:
-                os.unlink(full)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------- loading
+
+
+def _binary(file: Any, mode: str) -> None:
+    """A text-mode file object would fail deep inside the reader or writer."""
+    if isinstance(file, io.TextIOBase):
+        name = getattr(file, "name", None)
+        where = f" ({name!r})" if isinstance(name, str) else ""
+        raise TypeError(
+            f"the file object{where} is open in text mode; devpersist files are binary: "
+            f"open it with mode {mode!r}"
+        )
 
 
 @contextmanager
@@ -415,6 +325,7 @@ def _source(
             else:
                 yield _format.FileSource(f, 0, size)
     elif hasattr(file, "read"):
+        _binary(file, "rb")
         seekable = getattr(file, "seekable", lambda: False)()
         if seekable:
             start = file.tell()
