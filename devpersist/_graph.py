@@ -26,6 +26,7 @@ import pickle
 import re
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -231,8 +232,12 @@ def _zoneinfo(key: Any) -> Any:
 
 
 def _reduce_zoneinfo(obj: Any) -> Any:
-    if obj.key is None:  # built from a file object: pickle refuses it too
-        return NotImplemented
+    try:
+        obj.__reduce__()  # a zone read from a file object, even with a key, has no source
+    except Exception as exc:  # to load again: zoneinfo refuses to pickle it, and so do we
+        raise UnsupportedObjectError(
+            f"a ZoneInfo read from a file cannot be saved ({exc})", type_name="zoneinfo.ZoneInfo"
+        ) from exc
     return _zoneinfo, (obj.key,)
 
 
@@ -408,7 +413,14 @@ def dump_graph(obj: Any) -> tuple[bytes, list[ArrayRef]]:
     buf = io.BytesIO()
     pickler = _Pickler(buf)
     try:
-        pickler.dump(obj)
+        with warnings.catch_warnings():
+            # pickle finds a ufunc's module by scanning sys.modules (numpy's reducer gives
+            # only its name); touching numpy's deprecated ``numpy.core`` alias on the way
+            # warns, about nothing the caller did (numpy/numpy#26310 renamed the module)
+            warnings.filterwarnings(
+                "ignore", message=r"numpy\.core is deprecated", category=DeprecationWarning
+            )
+            pickler.dump(obj)
     except UnsupportedObjectError as exc:
         if exc.path:
             raise

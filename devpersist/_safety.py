@@ -181,6 +181,11 @@ _add("builtins", ["bool", "complex", "float", "int", "object", "slice", "str"])
 # objects are lazy, so ``range(...)`` may be called.
 _BUILTIN_TYPE_REFS = ["list", "set", "frozenset", "tuple", "dict", "map", "zip", "reversed"]
 _add("builtins", [*_BUILTIN_TYPE_REFS, "range"])
+# pure builtin functions as references (``FunctionTransformer(func=len)``, a key
+# function): they compute on what they are given and reach nothing else. References
+# only: the file cannot call them (``sum`` over a huge range would cost time).
+_BUILTIN_FUNCTION_REFS = ["len", "abs", "min", "max", "sum", "round", "sorted", "any", "all"]
+_add("builtins", _BUILTIN_FUNCTION_REFS)
 _add("collections", ["OrderedDict", "defaultdict", "deque", "Counter"])
 _add("datetime", ["date", "datetime", "time", "timedelta", "timezone"])
 
@@ -403,6 +408,7 @@ REF, CALL, FRESH = "ref", "call", "fresh"
 #: allocate without bound (``numpy.void(2**31)``) or expand shared references (``str``).
 REFERENCE_ONLY = (
     {("builtins", n) for n in ("bool", "float", "int", "object", "str", *_BUILTIN_TYPE_REFS)}
+    | {("builtins", n) for n in _BUILTIN_FUNCTION_REFS}
     | {("zoneinfo", "ZoneInfo")}
     | {("numpy", n) for n in _NUMPY_TYPES}
     | {("numpy.dtypes", f"{t}DType") for t in _DTYPE_NAMES}
