@@ -363,7 +363,8 @@ def test_a_load_that_converts_honours_the_conversion_hook():
     model = SelfConverting()
     model.coef_ = torch.arange(3.0)
     model.library = "torch"
-    data = devpersist.dumps({"m": model})
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="SelfConverting"):
+        data = devpersist.dumps({"m": model})
     trusted = [f"{SelfConverting.__module__}.SelfConverting"]
     plain = devpersist.loads(data, trusted=trusted, namespace="numpy")["m"]
     assert type(plain.coef_) is np.ndarray and plain.library == "numpy"  # the hook ran

@@ -304,8 +304,10 @@ def test_cli_diff_does_not_import_what_the_file_names(tmp_path, capsys, monkeypa
     import issue14_custom
 
     a, b = tmp_path / "a.dvp", tmp_path / "b.dvp"
-    devpersist.dump({"t": issue14_custom.Thing(1), "f": math.pi}, a)
-    devpersist.dump({"t": issue14_custom.Thing(2), "f": math.pi}, b)
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="issue14_custom.Thing"):
+        devpersist.dump({"t": issue14_custom.Thing(1), "f": math.pi}, a)
+    with pytest.warns(devpersist.UntrustedTypeWarning, match="issue14_custom.Thing"):
+        devpersist.dump({"t": issue14_custom.Thing(2), "f": math.pi}, b)
     (tmp_path / "issue14_custom.py").write_text("raise RuntimeError('imported')\n")
     monkeypatch.delitem(sys.modules, "issue14_custom")
     assert main(["diff", str(a), str(b)]) == 1
