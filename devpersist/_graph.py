@@ -33,6 +33,7 @@ from typing import Any
 from . import arrays as _arrays
 from ._exceptions import (
     DeviceError,
+    DevpersistError,
     FormatError,
     IntegrityError,
     MissingLibraryError,
@@ -751,5 +752,13 @@ def load_graph(data: bytes, approved: dict[tuple[str, str], Any], arrays: list[A
             f"the object graph could not be built ({type(exc).__name__}: {_said(exc)})"
         ) from exc
     for validator, inst in unpickler.built:
-        validator(inst)
+        try:
+            validator(inst)
+        except DevpersistError:
+            raise
+        except Exception as exc:  # state too malformed for the check itself to read
+            raise IntegrityError(
+                f"a {type(inst).__name__} in the file has malformed state "
+                f"({type(exc).__name__}: {_said(exc)})"
+            ) from exc
     return obj

@@ -55,7 +55,12 @@ def tree(obj: Any) -> None:
 def tree_predictor(obj: Any) -> None:
     """HistGradientBoosting's TreePredictor."""
     nodes = getattr(obj, "nodes", None)
-    if not isinstance(nodes, np.ndarray) or nodes.dtype.names is None or len(nodes) == 0:
+    needed = {"is_leaf", "left", "right", "feature_idx", "is_categorical", "bitset_idx"}
+    if (
+        not isinstance(nodes, np.ndarray)
+        or not needed <= set(nodes.dtype.names or ())
+        or len(nodes) == 0
+    ):
         raise IntegrityError("histogram gradient boosting predictor: malformed nodes")
     leaf = nodes["is_leaf"].astype(bool)
     _children_after_parents(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf,
@@ -78,6 +83,9 @@ def binary_tree(obj: Any) -> None:
     n = len(data)
     if len(idx_array) != n or (n and (idx_array.min() < 0 or idx_array.max() >= n)):
         raise IntegrityError("neighbours tree: a sample index is out of range")
+    fields = getattr(getattr(node_data, "dtype", None), "names", None) or ()
+    if not {"idx_start", "idx_end"} <= set(fields):
+        raise IntegrityError("neighbours tree: node data lacks its sample ranges")
     start, end = node_data["idx_start"], node_data["idx_end"]
     if len(node_data) and (start.min() < 0 or end.max() > n or (start > end).any()):
         raise IntegrityError("neighbours tree: a node's sample range is out of bounds")

@@ -91,3 +91,13 @@ def test_coverage_guided_short_run(tmp_path: Path) -> None:
     ]
     assert proc.returncode == 0 and not artifacts, (artifacts, proc.stderr[-3000:])
     assert "Done" in proc.stderr, proc.stderr[-2000:]
+
+
+FINDINGS = sorted((Path(__file__).parent / "findings").glob("*.dvp"))
+
+
+@pytest.mark.parametrize("finding", FINDINGS, ids=lambda p: p.stem)
+def test_fuzzer_findings_stay_fixed(finding: Path) -> None:
+    """Each input the long fuzz run reported (``findings/``, named after the defect)
+    now gives a devpersist error, or loads, in every reader."""
+    _fuzz.target(finding.read_bytes())
