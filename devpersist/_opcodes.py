@@ -352,14 +352,7 @@ def precheck(data: bytes | memoryview) -> None:
                 stack.pop()
                 if not stack:
                     raise IndexError
-            elif code == 0x52:  # REDUCE
-                call_args = stack.pop()
-                _check_call_args_box(call_args)
-                stack[-1] = _Box("object")
-                spent += 1
-                if spent > budget:
-                    raise _over_budget(budget, end)
-            elif code == 0x81:  # NEWOBJ
+            elif code == 0x52 or code == 0x81:  # REDUCE, NEWOBJ: callable/class and args
                 call_args = stack.pop()
                 _check_call_args_box(call_args)
                 stack[-1] = _Box("object")
