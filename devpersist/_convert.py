@@ -19,7 +19,8 @@ from typing import Any
 
 from ._api import dump, load
 from ._exceptions import FormatError, MissingLibraryError
-from ._format import MAGIC, _is_zlib
+from ._protocol import MAGIC
+from ._sniff import is_zlib
 
 
 class UntrustedSourceWarning(UserWarning):
@@ -47,7 +48,7 @@ def detect(head: bytes) -> str:
         return "zip"
     if head[:1] == b"\x80":
         return "pickle"  # plain pickles and uncompressed joblib files alike
-    if _is_zlib(head) or head.startswith(JOBLIB_MAGICS):
+    if is_zlib(head) or head.startswith(JOBLIB_MAGICS):
         return "joblib"
     raise FormatError(
         "the source is neither a devpersist, pickle, joblib nor skops file "

@@ -1,672 +1,103 @@
-"""The devpersist container, format version 1 (specified byte by byte in docs/format.md).
+"""The devpersist container: opening it, and checked access to its sections.
 
-Layout (all integers little-endian)::
+Layout (all integers little-endian; docs/format.md specifies both versions byte by byte)::
 
     offset 0      header   16 bytes  magic (8) | format version u32 | flags u32 (0)
     align 64      graph    the object graph: a pickle protocol 5 stream, no array bytes
-    align 64      blob 0   raw bytes of array 0
-    align 64      blob 1   ...
-    align 64      manifest UTF-8 JSON object (sections table, arrays table, metadata)
+                           (v2: compressed with compress=)
+    align 64      pack     v2: the arrays of at most 64 KiB, one after the other, one
+                           checksum (compressed with compress=)
+    align 64      blob i   raw (or compressed) bytes of each other array
+    align 64      manifest UTF-8 JSON object (sections, arrays table, metadata)
                   trailer  40 bytes  manifest offset u64 | manifest length u64 |
                                      manifest xxh3-64 u64 | format version u32 |
                                      reserved u32 (0) | end magic (8)
 
 Every byte is accounted for: sections follow each other at the next multiple of 64,
-padding bytes are zero, and the file ends exactly after the trailer, so truncation,
-appended bytes and flipped bits are all detected. The manifest sits at the end so that
-the writer streams (checksums are known only after the bytes are written) and so that
-``info`` needs two small ranged reads (trailer, then manifest), never the arrays.
+padding bytes are zero, and the container ends exactly after the trailer, so
+truncation, appended bytes and flipped bits are all detected. The manifest sits at the
+end so that the writer streams (checksums are known only after the bytes are written)
+and so that ``info`` needs two small ranged reads (trailer, then manifest).
 
-This module knows nothing about Python objects or array libraries: it moves checksummed
-byte ranges and validates a manifest.
+Place in the data flow: below the load orchestration, above the byte sources
+(:mod:`devpersist._sources`). The framing is :mod:`devpersist._protocol`, the manifest
+:mod:`devpersist._manifest` (v1) and :mod:`devpersist._columns` (v2), the writer
+:mod:`devpersist._writer`. This module knows nothing about Python objects, array
+libraries, scikit-learn or the environment: it moves checksummed byte ranges.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import xxhash
 
-from ._exceptions import (
-    FormatError,
-    IntegrityError,
-    NotDevpersistError,
-    ResourceLimitError,
-    UnsupportedFormatVersionError,
-    shown,
+from ._columns import validate_v2
+from ._dtype_text import dtype_to_json, storage_dtype
+from ._exceptions import FormatError, IntegrityError, NotDevpersistError
+from ._manifest import MAX_RATIO, parse_json, validate_v1
+from ._pipeline import PIPELINE_BYTES, READ_CHUNK, Worker, read_hashed, read_staged, staged_reads
+from ._protocol import (
+    ALIGNMENT,
+    END_MAGIC,
+    FORMAT_VERSION,
+    HEADER,
+    MAGIC,
+    MAX_MANIFEST_BYTES,
+    PACK_MAX_BYTES,
+    TRAILER,
+    Trailer,
+    align,
+    checksum_text,
+    parse_header,
+    parse_trailer,
 )
-from ._pipeline import (
-    PIPELINE_BYTES,
-    READ_CHUNK,
-    Worker,
-    read_hashed,
-    read_staged,
-    staged_reads,
-    write_hashed,
-)
+from ._sniff import sniff
+from ._sources import BufferSource, FileSource, Source, read_stream
+from ._writer import BlobSource, Compression, write_container
 
-MAGIC = b"\x89DVP\r\n\x1a\n"
-END_MAGIC = b"DVP1END\n"
-FORMAT_VERSION = 1
-ALIGNMENT = 64
-HEADER = struct.Struct("<8sII")
-TRAILER = struct.Struct("<QQQII8s")
-MAX_MANIFEST_BYTES = 64 * 2**20
-#: JSON objects and arrays (``{``, ``[``) in a manifest: at most one per this many bytes
-#: (a real manifest has one per 20 bytes or more: a forest's is about 30), or this many.
-MANIFEST_BYTES_PER_CONTAINER = 16
-MIN_MANIFEST_CONTAINERS = 10_000
-CHECKSUM_PREFIX = "xxh3_64:"
-
-_ZEROS = bytes(ALIGNMENT)
-
-
-def align(n: int) -> int:
-    """The smallest multiple of ``ALIGNMENT`` that is >= ``n``."""
-    return -(-n // ALIGNMENT) * ALIGNMENT
-
-
-def checksum_text(digest: int) -> str:
-    return f"{CHECKSUM_PREFIX}{digest:016x}"
-
-
-# --------------------------------------------------------------------------- writing
-
-
-@dataclass
-class BlobSource:
-    """One array's bytes as the writer streams them: chunks, in storage order."""
-
-    meta: dict[str, Any]
-    nbytes: int
-    chunks: Iterable[memoryview | bytes]
-
-
-class _CountingWriter:
-    """Write to ``f`` and count bytes; offsets in the file are relative to its start."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self._f = f
-        self.pos = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        n = self._f.write(data)
-        # raw files may write less than asked; buffered ones never do
-        size = len(data) if not isinstance(data, memoryview) else data.nbytes
-        if n is not None and n != size:
-            view = memoryview(data).cast("B")
-            while n < size:
-                written = self._f.write(view[n:])
-                if not written:
-                    raise OSError("short write")
-                n += written
-        self.pos += size
-
-    def pad(self) -> int:
-        start = align(self.pos)
-        if start != self.pos:
-            self.write(_ZEROS[: start - self.pos])
-        return start
-
-
-def write_container(
-    f: IO[bytes],
-    graph: bytes,
-    blobs: Iterable[BlobSource],
-    metadata: dict[str, Any],
-) -> int:
-    """Stream a complete container to ``f``; return the number of bytes written.
-
-    ``blobs`` is consumed lazily: each chunk is checksummed and written (overlapped, for
-    a large one) before the next is asked for, so the producer may reuse its memory.
-    """
-    with Worker() as worker:
-        return _write_container(_CountingWriter(f), graph, blobs, metadata, worker)
-
-
-def _write_container(
-    out: _CountingWriter,
-    graph: bytes,
-    blobs: Iterable[BlobSource],
-    metadata: dict[str, Any],
-    worker: Worker,
-) -> int:
-    out.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
-    graph_offset = out.pad()
-    out.write(graph)
-    arrays: list[dict[str, Any]] = []
-    for blob in blobs:
-        offset = out.pad()
-        hasher = xxhash.xxh3_64()
-        written = 0
-        for chunk in blob.chunks:
-            written += write_hashed(out.write, chunk, hasher, worker)
-        if blob.nbytes >= 0 and written != blob.nbytes:
-            raise FormatError(
-                f"array {len(arrays)} produced {written} bytes, expected {blob.nbytes}"
-            )
-        arrays.append(
-            {
-                **blob.meta,
-                "offset": offset,
-                "length": written,
-                "checksum": checksum_text(hasher.intdigest()),
-            }
-        )
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "alignment": ALIGNMENT,
-        "graph": {
-            "offset": graph_offset,
-            "length": len(graph),
-            "checksum": checksum_text(xxhash.xxh3_64_intdigest(graph)),
-        },
-        "arrays": arrays,
-        **metadata,
-    }
-    encoded = json.dumps(
-        manifest, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-    manifest_offset = out.pad()
-    out.write(encoded)
-    out.write(
-        TRAILER.pack(
-            manifest_offset,
-            len(encoded),
-            xxhash.xxh3_64_intdigest(encoded),
-            FORMAT_VERSION,
-            0,
-            END_MAGIC,
-        )
-    )
-    return out.pos
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _is_zlib(head: bytes) -> bool:
-    """A zlib stream header (joblib's default compression): 0x78 and a valid check."""
-    return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
-
-
-def sniff(head: bytes) -> str:
-    """Say in words what a non-devpersist file looks like, and what to do with it."""
-    if not head:
-        return "the data is empty"
-    if head[:2] == b"PK":
-        return (
-            "it looks like a zip archive (a skops or torch.save file?); convert it with "
-            "devpersist.convert if you trust its source"
-        )
-    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
-        return (
-            f"it looks like a pickle stream (protocol {head[1]}), as written by pickle "
-            "or joblib; devpersist never unpickles it, convert it with devpersist.convert "
-            "if you trust its source"
-        )
-    if _is_zlib(head) or head[:2] == b"ZF" or head[:3] == b"\x1f\x8b\x08":
-        return "it looks like a compressed joblib file; convert it if you trust its source"
-    if head[:4] == b"\x28\xb5\x2f\xfd" or head[:6] == b"\xfd7zXZ\x00" or head[:3] == b"BZh":
-        return "it looks like a compressed file (zstd, xz or bz2), not a devpersist file"
-    if len(head) >= 10 and head[8:10] == b'{"':
-        return "it looks like a safetensors file; load it with the safetensors library"
-    return f"it starts with {head[:8]!r}, not the devpersist magic {MAGIC!r}"
-
-
-@dataclass(frozen=True)
-class Trailer:
-    manifest_offset: int
-    manifest_length: int
-    manifest_checksum: int
-    version: int
-
-
-def parse_header(head: bytes) -> int:
-    """Check the 16-byte header; return the format version."""
-    if len(head) < HEADER.size or head[:8] != MAGIC:
-        raise NotDevpersistError(f"not a devpersist file: {sniff(bytes(head[:16]))}")
-    _, version, flags = HEADER.unpack(head[: HEADER.size])
-    _check_version(version)
-    if flags != 0:
-        raise IntegrityError(f"header flags are {flags:#x}; format 1 defines none")
-    return int(version)
-
-
-def _check_version(version: int) -> None:
-    if version > FORMAT_VERSION:
-        from ._version import __version__
-
-        raise UnsupportedFormatVersionError(
-            f"the file is format version {version}; devpersist {__version__} reads "
-            f"format version {FORMAT_VERSION} and older: upgrade devpersist to load it"
-        )
-    if version < 1:
-        raise IntegrityError(f"format version {version} in the header is not valid")
-
-
-def parse_trailer(tail: bytes, size: int, header_version: int) -> Trailer:
-    """Check the trailer (the last 40 bytes) against the file size."""
-    if len(tail) != TRAILER.size:
-        raise IntegrityError("the file is truncated: no room for the trailer")
-    offset, length, digest, version, reserved, end = TRAILER.unpack(tail)
-    if end != END_MAGIC:
-        raise IntegrityError(
-            "the file does not end with the devpersist trailer: it is truncated or has "
-            "bytes appended"
-        )
-    if version != header_version:
-        raise IntegrityError(
-            f"format version {header_version} in the header but {version} in the trailer"
-        )
-    if reserved != 0:
-        raise IntegrityError("reserved trailer field is not zero")
-    if length > MAX_MANIFEST_BYTES:
-        raise ResourceLimitError(
-            f"manifest of {length} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit "
-            "(MAX_MANIFEST_BYTES)"
-        )
-    if offset < ALIGNMENT or offset % ALIGNMENT or offset + length + TRAILER.size != size:
-        raise IntegrityError(
-            f"manifest at {offset} of {length} bytes does not end where the file's "
-            f"{size} bytes do: the file is truncated or has bytes appended"
-        )
-    return Trailer(offset, length, digest, version)
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise FormatError(f"duplicate key {shown(dup)} in the manifest")
-    return result
-
-
-def _reject_constant(name: str) -> None:
-    raise FormatError(f"non-standard JSON constant {name} in the manifest")
+__all__ = [
+    "ALIGNMENT",
+    "END_MAGIC",
+    "FORMAT_VERSION",
+    "HEADER",
+    "MAGIC",
+    "MAX_MANIFEST_BYTES",
+    "MAX_RATIO",
+    "PACK_MAX_BYTES",
+    "TRAILER",
+    "BlobSource",
+    "BufferSource",
+    "Compression",
+    "Container",
+    "FileSource",
+    "Source",
+    "StoredBlob",
+    "Trailer",
+    "align",
+    "checksum_text",
+    "decoded_size",
+    "dtype_to_json",
+    "parse_header",
+    "parse_trailer",
+    "read_stream",
+    "storage_dtype",
+    "write_container",
+]
 
 
 def parse_manifest(raw: bytes | memoryview, trailer: Trailer) -> dict[str, Any]:
-    raw = bytes(raw)
-    if xxhash.xxh3_64_intdigest(raw) != trailer.manifest_checksum:
-        raise IntegrityError("manifest checksum mismatch: the file is corrupted")
-    if raw[:1] != b"{" or raw[-1:] != b"}":
-        raise FormatError("the manifest must be a JSON object with no surrounding whitespace")
-    # JSON objects and arrays cost ~100 bytes of memory each for 2 bytes of text: count
-    # them (brackets inside strings too: an over-estimate) before the parser builds them
-    containers = raw.count(b"{") + raw.count(b"[")
-    allowed = max(MIN_MANIFEST_CONTAINERS, len(raw) // MANIFEST_BYTES_PER_CONTAINER)
-    if containers > allowed:
-        raise ResourceLimitError(
-            f"the manifest holds {containers} JSON objects and arrays, more than the "
-            f"{allowed} its {len(raw)} bytes allow (limit MANIFEST_BYTES_PER_CONTAINER)"
-        )
-    try:
-        manifest = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_reject_constant,
-        )
-    except UnicodeDecodeError as exc:
-        raise FormatError("the manifest is not UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"the manifest is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ResourceLimitError(
-            "the manifest is nested too deeply (limit: the JSON parser's recursion limit)"
-        ) from exc
-    except ValueError as exc:  # e.g. an integer past Python's digit limit
-        raise FormatError(f"the manifest holds an invalid value: {exc}") from exc
-    validate_manifest(manifest, trailer)
-    return manifest  # type: ignore[no-any-return]
-
-
-# Keys of the manifest and of its entries. Unknown keys are rejected: a writer that adds
-# one must bump the format version (see docs/format.md, "Changing the format").
-MANIFEST_KEYS = {
-    "format_version": int,
-    "alignment": int,
-    "graph": dict,
-    "arrays": list,
-    "globals": list,
-    "object": dict,
-    "environment": dict,
-    "config": dict,
-    "metadata": dict,  # the user's own JSON (dump's metadata=), shown, never interpreted
-}
-REQUIRED_KEYS = ("format_version", "alignment", "graph", "arrays", "globals")
-GRAPH_KEYS = {"offset": int, "length": int, "checksum": str}
-ARRAY_KEYS = {
-    "offset": int,
-    "length": int,
-    "checksum": str,
-    "dtype": (str, list),
-    "shape": list,
-    "order": str,
-    "namespace": str,
-    "device": str,
-    "meta": dict,
-    "path": str,
-    "codec": str,
-}
-#: Per-array ``meta`` keys and their types (what handlers may record).
-META_KEYS = {
-    "writeable": bool,  # numpy: False for read-only arrays
-    "dtype": str,  # the library's own dtype name when it differs (bfloat16)
-    "requires_grad": bool,  # torch
-    "parameter": bool,  # torch.nn.Parameter
-    "cast": (str, list),  # precision option: the dtype to restore on load
-    "precision": str,  # precision option: "float16" or "bfloat16"
-    "usm_type": str,  # dpnp: the USM allocation type ("device", "shared", "host")
-}
-#: Compression codecs a reader may meet; ``length`` is then the compressed size.
-CODECS = ("zstd", "lz4", "zlib", "lzma")
-ARRAY_REQUIRED = ("offset", "length", "checksum", "dtype", "shape", "order", "namespace", "device")
-_CHECKSUM_RE = re.compile(r"xxh3_64:[0-9a-f]{16}\Z")
-MAX_NDIM = 64
-MAX_DIM = 2**48
-#: One array's decoded size, and the most a codec may expand data (zstd on zeros
-#: reaches about 30,000:1; a bomb reaches far more).
-MAX_ARRAY_BYTES = 2**46
-#: One array's element count, zero dimensions aside (0-byte ``V0`` elements included).
-MAX_ELEMENTS = 2**46
-#: ``meta.precision`` values and the dtype each is stored as.
-PRECISIONS = {"float16": "<f2", "bfloat16": "<u2"}
-MAX_RATIO = 100_000
-#: Array libraries a file may name (the handler registry's keys).
-NAMESPACES = frozenset({"numpy", "torch", "array_api_strict", "cupy", "jax", "dpnp"})
-
-
-def _check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[str]) -> None:
-    if not isinstance(obj, dict):
-        raise FormatError(f"{where} is not a JSON object")
-    for key, value in obj.items():
-        if key not in spec:
-            raise FormatError(f"unknown key {shown(key)} in {where}")
-        expected = spec[key]
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise FormatError(f"{where}[{key!r}] has the wrong type")
-    for key in required:
-        if key not in obj:
-            raise FormatError(f"{where} lacks the key {key!r}")
-
-
-def validate_manifest(manifest: Any, trailer: Trailer) -> None:
-    """Check every field the reader relies on, before anything is read or allocated."""
-    _check_keys("the manifest", manifest, MANIFEST_KEYS, REQUIRED_KEYS)
-    if "object" in manifest:
-        _check_keys("the manifest's object", manifest["object"], {"type": str}, ("type",))
-    if manifest["format_version"] != trailer.version:
-        raise IntegrityError("format version in the manifest differs from the trailer")
-    if manifest["alignment"] != ALIGNMENT:
-        raise FormatError(f"alignment {manifest['alignment']} is not {ALIGNMENT}")
-    graph = manifest["graph"]
-    _check_keys("the graph section", graph, GRAPH_KEYS, GRAPH_KEYS)
-    expected = align(HEADER.size)
-    ranges = [("the graph", graph)] + [
-        (f"array {i}", entry) for i, entry in enumerate(manifest["arrays"])
-    ]
-    for name, entry in ranges:
-        if name != "the graph":
-            _check_keys(f"the manifest's {name}", entry, ARRAY_KEYS, ARRAY_REQUIRED)
-            _validate_array_entry(name, entry)
-        if not _CHECKSUM_RE.match(entry["checksum"]):
-            raise FormatError(f"{name}: malformed checksum {shown(entry['checksum'])}")
-        if entry["offset"] != expected or entry["length"] < 0:
-            raise IntegrityError(
-                f"{name} starts at {entry['offset']}, expected {expected}: sections "
-                "must follow each other in order, without holes or overlaps"
-            )
-        expected = align(entry["offset"] + entry["length"])
-    if expected != trailer.manifest_offset:
-        raise IntegrityError(
-            f"the last section ends before {expected} but the manifest starts at "
-            f"{trailer.manifest_offset}"
-        )
-    for item in manifest["globals"]:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or not all(isinstance(part, str) for part in item)
-        ):
-            raise FormatError("the manifest's globals must be [module, name] pairs")
-    if "environment" in manifest:
-        from ._environment import validate_environment
-
-        validate_environment(manifest["environment"])
-    if "config" in manifest:
-        from ._config import validate as validate_config
-
-        validate_config(manifest["config"])
-
-
-def _validate_meta(name: str, meta: dict[str, Any], dtype: Any) -> None:
-    """``precision=`` records: a known precision, stored as it says, and a floating
-    dtype wider than 2 bytes to restore (what the writer records, nothing else)."""
-    if ("precision" in meta) != ("cast" in meta):
-        raise FormatError(f"{name}: meta 'precision' and 'cast' go together")
-    if "precision" not in meta:
-        return
-    precision = meta["precision"]
-    if precision not in PRECISIONS:
-        raise FormatError(f"{name}: unknown precision {shown(precision)}")
-    if dtype.str != PRECISIONS[precision] or "dtype" in meta:
-        raise FormatError(f"{name}: precision {precision} is stored as {PRECISIONS[precision]}")
-    cast = storage_dtype(meta["cast"], name)
-    if cast.kind != "f" or cast.itemsize <= 2:
-        raise FormatError(f"{name}: precision= only applies to floating dtypes wider than 2 bytes")
-
-
-def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
-    if "meta" in entry:
-        _check_keys(f"{name}'s meta", entry["meta"], META_KEYS, ())
-    codec = entry.get("codec")
-    if codec is not None and codec not in CODECS:
-        raise FormatError(f"{name}: unknown codec {shown(codec)}")
-    if entry["namespace"] not in NAMESPACES:
-        raise FormatError(f"{name}: unknown array namespace {shown(entry['namespace'])}")
-    if len(entry["device"]) > 256:
-        raise FormatError(f"{name}: device name too long")
-    shape = entry["shape"]
-    if len(shape) > MAX_NDIM or not all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DIM for n in shape
-    ):
-        raise FormatError(f"{name}: invalid shape {shown(shape)}")
-    if entry["order"] not in ("C", "F"):
-        raise FormatError(f"{name}: invalid order {shown(entry['order'])}")
-    dtype = storage_dtype(entry["dtype"], name)
-    if "meta" in entry:
-        _validate_meta(name, entry["meta"], dtype)
-    # Every factor is checked as it comes, zeros aside, so that no product grows past
-    # the limits (numpy refuses a shape whose non-zero dimensions overflow its index
-    # type even when another dimension is 0, and loads 0-byte elements in any number).
-    nonzero = 1
-    for n in shape:
-        if n:
-            nonzero *= n
-            if nonzero > MAX_ELEMENTS:
-                raise ResourceLimitError(
-                    f"{name}: shape {tuple(shape)} has more than {MAX_ELEMENTS} elements "
-                    "(limit MAX_ELEMENTS, zero dimensions aside)"
-                )
-    count = nonzero if all(shape) else 0
-    size = nonzero * max(dtype.itemsize, 1)
-    if size > MAX_ARRAY_BYTES:
-        raise ResourceLimitError(
-            f"{name}: {size} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit (MAX_ARRAY_BYTES)"
-        )
-    size = count * dtype.itemsize
-    if codec is not None and size > max(2**20, MAX_RATIO * entry["length"]):
-        raise ResourceLimitError(
-            f"{name}: {entry['length']} compressed bytes cannot honestly expand to {size}"
-        )
-    if codec is None and size != entry["length"]:
-        raise IntegrityError(
-            f"{name}: shape {tuple(shape)} of {dtype} needs {count * dtype.itemsize} "
-            f"bytes but {entry['length']} are declared"
-        )
-
-
-_DTYPE_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
-
-
-def _dtype_from_string(descr: str) -> Any:
-    """A dtype string of the closed set. With ``<``, ``>`` or ``|`` it must be numpy's own
-    spelling (``|i4`` and ``<b1`` are not); ``=`` or nothing means native order."""
-    import numpy as np
-
-    if not _DTYPE_RE.match(descr):
-        raise ValueError(descr)
-    dtype = np.dtype(descr)
-    order = descr[0] if descr[0] in "<>|=" else ""
-    if order in ("", "="):
-        if dtype.str[1:] != descr[len(order) :]:
-            raise ValueError(descr)
-    elif dtype.str != descr:
-        raise ValueError(descr)
-    return dtype
-
-
-_dtype_cache: dict[str, Any] = {}
-
-
-def storage_dtype(descr: Any, where: str = "array") -> Any:
-    """The numpy dtype of stored bytes, from a closed set: never objects, never code.
-
-    Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
-    with the same structured dtype).
-    """
-    key = descr if isinstance(descr, str) else repr(descr)  # repr: C speed, exact for JSON data
-    dtype = _dtype_cache.get(key)
-    if dtype is None:
-        dtype = _parse_dtype(descr, where)
-        if len(_dtype_cache) < 1024:
-            _dtype_cache[key] = dtype
-    return dtype
-
-
-def _parse_dtype(descr: Any, where: str) -> Any:
-    import numpy as np
-
-    try:
-        if isinstance(descr, str):
-            dtype = _dtype_from_string(descr)
-        else:
-            dtype = np.lib.format.descr_to_dtype(_descr_from_json(descr))
-    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-        raise FormatError(f"{where}: unsupported dtype {shown(descr)}") from exc
-    if dtype.hasobject:
-        raise FormatError(f"{where}: object dtypes are never stored as raw bytes")
-    return dtype
-
-
-def _descr_from_json(descr: Any, depth: int = 0) -> Any:
-    """JSON lists back to the tuples numpy's descr uses, validating as we go."""
-    if depth > 8 or not isinstance(descr, list):
-        raise ValueError("bad structured dtype")
-    fields: list[tuple[Any, ...]] = []
-    for field in descr:
-        if not isinstance(field, list) or len(field) not in (2, 3):
-            raise ValueError("bad structured field")
-        name, sub = field[0], field[1]
-        if not isinstance(name, str):
-            raise ValueError("bad field name")
-        if isinstance(sub, str):
-            _dtype_from_string(sub)
-        else:
-            sub = _descr_from_json(sub, depth + 1)
-        if len(field) == 3:
-            if not isinstance(field[2], list) or not all(
-                isinstance(n, int) and n >= 0 for n in field[2]
-            ):
-                raise ValueError("bad subarray shape")
-            fields.append((name, sub, tuple(field[2])))
-        else:
-            fields.append((name, sub))
-    return fields
-
-
-_json_cache: dict[Any, Any] = {}
-
-
-def dtype_to_json(dtype: Any) -> Any:
-    """Inverse of :func:`storage_dtype` (descr tuples become JSON lists); cached."""
-    import numpy as np
-
-    try:
-        return _json_cache[dtype]
-    except (KeyError, TypeError):
-        pass
-    value = _tuples_to_lists(np.lib.format.dtype_to_descr(dtype))
-    if len(_json_cache) < 1024:
-        _json_cache[dtype] = value
-    return value
-
-
-def _tuples_to_lists(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_tuples_to_lists(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class Source:
-    """Random access to a container's bytes, over a buffer or a seekable file."""
-
-    size: int
-    #: Does ``readinto`` release the GIL (a file), so that a worker thread's reads
-    #: overlap the caller's checksumming? (A buffer copy does not.)
-    overlaps: bool = False
-
-    def read(self, offset: int, length: int) -> memoryview:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def readinto(self, offset: int, out: memoryview) -> None:
-        out[:] = self.read(offset, out.nbytes)
-
-
-class BufferSource(Source):
-    def __init__(self, buffer: Any) -> None:
-        self._view = memoryview(buffer).cast("B")
-        self.size = self._view.nbytes
-
-    def read(self, offset: int, length: int) -> memoryview:
-        return self._view[offset : offset + length]
-
-
-class FileSource(Source):
-    """A seekable binary file; reads go straight into caller-owned memory."""
-
-    overlaps = True
-
-    def __init__(self, f: IO[bytes], start: int, size: int) -> None:
-        self._f = f
-        self._start = start
-        self.size = size
-
-    def read(self, offset: int, length: int) -> memoryview:
-        buf = bytearray(length)
-        self.readinto(offset, memoryview(buf))
-        return memoryview(buf)
-
-    def readinto(self, offset: int, out: memoryview) -> None:
-        self._f.seek(self._start + offset)
-        view = out.cast("B")
-        got = 0
-        while got < view.nbytes:
-            n = self._f.readinto(view[got:])  # type: ignore[attr-defined]
-            if not n:
-                raise IntegrityError("the file ended early: it is truncated")
-            got += n
+    """The validated manifest, with its arrays as rows (one dict per array) in every
+    version."""
+    manifest = parse_json(raw, trailer)
+    if trailer.version == 1:
+        validate_v1(manifest, trailer)
+    else:
+        manifest["arrays"] = validate_v2(manifest, trailer)
+    return manifest
 
 
 @dataclass
@@ -675,6 +106,13 @@ class Container:
 
     source: Source
     manifest: dict[str, Any]
+    #: v2: the pack's (decompressed) bytes once read and verified.
+    _pack: memoryview | None = field(default=None, repr=False)
+    _pack_verified: bool = field(default=False, repr=False)
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["format_version"])
 
     @classmethod
     def open(cls, source: Source) -> Container:
@@ -699,7 +137,29 @@ class Container:
         entry = self.manifest["graph"]
         data = bytes(self.source.read(entry["offset"], entry["length"]))
         _verify(data, entry, "the object graph")
+        if "codec" in entry:
+            return bytes(_decompressed(entry, data, entry["size"], "the object graph"))
         return data
+
+    def pack(self, verify: bool = True) -> memoryview:
+        """The pack's bytes (v2), read once; checked unless ``verify`` is False and the
+        pack is stored uncompressed in a buffer (a memory map: then nothing is read)."""
+        entry = self.manifest["pack"]
+        if self._pack is not None and (self._pack_verified or not verify):
+            return self._pack
+        view = self.source.read(entry["offset"], entry["length"])
+        if "codec" in entry:
+            _verify(view, entry, "the pack")
+            end = max((r["offset"] + r["length"] for r in self.arrays if "packed" in r), default=0)
+            view = _decompressed(entry, view, end, "the pack")
+            verify = True
+        elif verify:
+            _verify(view, entry, "the pack")
+        self._pack, self._pack_verified = view, verify
+        return view
+
+    def _packed(self, entry: dict[str, Any], verify: bool = True) -> memoryview:
+        return self.pack(verify)[entry["offset"] : entry["offset"] + entry["length"]]
 
     def worker(self) -> Worker:
         """A worker for overlapped reads of this container (close it when done)."""
@@ -711,6 +171,9 @@ class Container:
         if out.nbytes != entry["length"]:
             stored = entry["length"]
             raise FormatError(f"array {index}: {stored} bytes stored, {out.nbytes} expected")
+        if "packed" in entry:
+            out.cast("B")[:] = self._packed(entry)
+            return
         with _borrowed(worker, self) as w:
             digest = read_hashed(self.source.readinto, entry["offset"], out, w)
         _check_digest(digest, entry, f"array {index}")
@@ -726,6 +189,14 @@ class Container:
         """Stream array ``index``'s bytes through staging ``buffers`` (see
         :func:`devpersist._pipeline.read_staged`), then verify its checksum."""
         entry = self.arrays[index]
+        if "packed" in entry:
+            packed = self._packed(entry)
+
+            def from_pack(offset: int, out: memoryview) -> None:
+                out.cast("B")[:] = packed[offset : offset + out.nbytes]
+
+            read_staged(from_pack, 0, entry["length"], buffers, consume, wait, Worker(False))
+            return
         with _borrowed(worker, self) as w:
             digest = read_staged(
                 self.source.readinto, entry["offset"], entry["length"], buffers, consume, wait, w
@@ -740,6 +211,8 @@ class Container:
     def array_view(self, index: int, verify: bool = True) -> memoryview:
         """Array ``index``'s bytes without a copy (buffer sources only)."""
         entry = self.arrays[index]
+        if "packed" in entry:
+            return self._packed(entry, verify)
         view = self.source.read(entry["offset"], entry["length"])
         if verify:
             _verify(view, entry, f"array {index}")
@@ -749,6 +222,10 @@ class Container:
         """Every byte between sections must be zero (cheap: at most 63 bytes each)."""
         ends = [(HEADER.size, self.manifest["graph"]["offset"])]
         entries = [self.manifest["graph"], *self.arrays]
+        if self.version >= 2:
+            sections = [self.manifest["graph"], self.manifest.get("pack")]
+            entries = [e for e in sections if e is not None]
+            entries += [e for e in self.arrays if "packed" not in e]
         for prev, nxt in zip(entries, entries[1:] + [None]):
             end = prev["offset"] + prev["length"]
             start = nxt["offset"] if nxt is not None else align(end)
@@ -770,8 +247,13 @@ class StoredBlob:
 
     def __init__(self, container: Container, index: int, worker: Worker | None) -> None:
         entry = container.arrays[index]
-        self._entry, self._what = entry, f"array {index}"
+        self._entry: dict[str, Any] | None = entry
+        self._what = f"array {index}"
         self._hasher = xxhash.xxh3_64()
+        if "packed" in entry:  # verified with the pack: one piece, nothing left to check
+            self._pieces: Iterator[memoryview] = iter([container.array_view(index)])
+            self._entry = None
+            return
         self._pieces = self._read(container, entry["offset"], entry["length"], worker)
 
     def __iter__(self) -> Iterator[memoryview]:
@@ -804,7 +286,21 @@ class StoredBlob:
     def finish(self) -> None:
         for _ in self._pieces:
             pass
-        _check_digest(self._hasher.intdigest(), self._entry, self._what)
+        if self._entry is not None:
+            _check_digest(self._hasher.intdigest(), self._entry, self._what)
+
+
+def _decompressed(entry: dict[str, Any], stored: Any, size: int, what: str) -> memoryview:
+    """A compressed section's bytes (its stored bytes already verified), exactly
+    ``size`` of them."""
+    from ._codecs import decompress_into
+
+    out = bytearray(size)
+    try:
+        decompress_into(entry["codec"], stored, memoryview(out))
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc}") from exc
+    return memoryview(out)
 
 
 def _verify(data: bytes | memoryview, entry: dict[str, Any], what: str) -> None:

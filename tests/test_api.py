@@ -169,7 +169,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, model):
 
     real = _format.write_container
 
-    def broken(f, graph, blobs, metadata):
+    def broken(f, graph, blobs, metadata, **options):
         f.write(b"partial garbage")
         raise OSError("disk full")
 

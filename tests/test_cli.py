@@ -29,7 +29,7 @@ def test_info_table_and_json(model_file, capsys):
     path, _, _ = model_file
     assert main(["info", str(path)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "RandomForestClassifier" in out and "format version 1" in out
+    assert "RandomForestClassifier" in out and "format version 2" in out
     assert "estimators_[0].tree_.nodes" in out and "untrusted types: none" in out
     assert main(["info", "--json", str(path)]) == EXIT_OK
     meta = json.loads(capsys.readouterr().out)

@@ -1,0 +1,270 @@
+"""Format version 2's manifest: the columnar arrays table, the pack, a compressed graph.
+
+Place in the data flow: the writer (:mod:`devpersist._writer`) turns its per-array rows
+into columns with :func:`encode_columns`; the reader (:class:`devpersist._format.Container`)
+validates a version 2 manifest with :func:`validate_v2`, which checks the table one
+column at a time (each distinct dtype and device once, every integer column by type
+and range, the section chain) and returns the rows the rest of the package reads, the
+same shape as version 1's entries. docs/format.md, "Version 2", specifies the table.
+
+A row of a packed array has ``"packed": True`` and no ``checksum``: its ``offset`` counts
+from the start of the pack's (decompressed) bytes, which one checksum covers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._dtype_text import storage_dtype
+from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
+from ._manifest import (
+    CODECS,
+    MANIFEST_KEYS,
+    MAX_ARRAY_BYTES,
+    MAX_DIM,
+    MAX_ELEMENTS,
+    MAX_NDIM,
+    MAX_RATIO,
+    META_KEYS,
+    NAMESPACES,
+    check_chain,
+    check_checksum,
+    check_globals,
+    check_keys,
+    check_manifest_start,
+    check_top,
+    validate_meta,
+)
+from ._protocol import HEADER, PACK_ALIGNMENT, Trailer, align
+
+MANIFEST_KEYS_V2 = {**MANIFEST_KEYS, "arrays": dict, "pack": dict}
+PACK_KEYS = {"offset": int, "length": int, "checksum": str, "codec": str}
+SECTION_KEYS = {**PACK_KEYS, "size": int}
+#: Columns of the arrays table: required, then optional (absent: all null).
+COLUMNS = ("dtypes", "dtype", "shape", "order", "places", "place", "offset", "length", "checksum")
+OPTIONAL_COLUMNS = ("codec", "meta", "path")
+#: The most a section (the graph) may declare it decompresses to.
+MAX_SECTION_BYTES = 2**46
+
+
+def encode_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The arrays table of a version 2 manifest, from one row per array (the writer's)."""
+    dtypes: dict[str, int] = {}
+    dtype_values: list[Any] = []
+    places: dict[tuple[str, str], int] = {}
+    table: dict[str, Any] = {"dtypes": dtype_values, "dtype": [], "shape": [], "order": ""}
+    dtype_col, shape_col, place_col = table["dtype"], table["shape"], []
+    order = []
+    optional: dict[str, list[Any]] = {name: [] for name in OPTIONAL_COLUMNS}
+    offsets, lengths, checksums = [], [], []
+    for row in rows:
+        d = row["dtype"]
+        key = d if isinstance(d, str) else repr(d)
+        index = dtypes.get(key)
+        if index is None:
+            index = dtypes[key] = len(dtype_values)
+            dtype_values.append(d)
+        dtype_col.append(index)
+        shape_col.append(row["shape"])
+        order.append(row["order"])
+        place = (row["namespace"], row["device"])
+        index = places.get(place)
+        if index is None:
+            index = places[place] = len(places)
+        place_col.append(index)
+        offsets.append(row["offset"])
+        lengths.append(row["length"])
+        checksums.append(row.get("checksum"))
+        for name, column in optional.items():
+            column.append(row.get(name))
+    table["order"] = "".join(order)
+    table["places"] = [list(p) for p in places]
+    table["place"] = place_col
+    table["offset"], table["length"], table["checksum"] = offsets, lengths, checksums
+    for name, column in optional.items():
+        if any(value is not None for value in column):
+            table[name] = column
+    return table
+
+
+def _ints(name: str, column: Any, n: int, low: int, high: int) -> list[int]:
+    if not isinstance(column, list) or len(column) != n:
+        raise FormatError(f"the arrays table's {name!r} column must be a list of {n} items")
+    if column and (not set(map(type, column)) <= {int} or min(column) < low or max(column) > high):
+        raise FormatError(f"the arrays table's {name!r} column holds invalid values")
+    return column
+
+
+def _column(table: dict[str, Any], name: str, n: int) -> list[Any]:
+    column = table.get(name)
+    if column is None:
+        return [None] * n
+    if not isinstance(column, list) or len(column) != n:
+        raise FormatError(f"the arrays table's {name!r} column must be a list of {n} items")
+    return column
+
+
+def check_section(name: str, entry: Any, sized: bool) -> None:
+    """The graph's (``sized``) or the pack's entry: offset, length, checksum, a codec;
+    the graph's ``size`` (its decompressed length) comes with its codec."""
+    keys = SECTION_KEYS if sized else PACK_KEYS
+    check_keys(name, entry, keys, ("offset", "length", "checksum"))
+    check_checksum(name, entry["checksum"])
+    if sized and ("codec" in entry) != ("size" in entry):
+        raise FormatError(f"{name}: 'codec' and 'size' go together")
+    if "codec" in entry and entry["codec"] not in CODECS:
+        raise FormatError(f"{name}: unknown codec {shown(entry['codec'])}")
+    if "size" in entry:
+        size = entry["size"]
+        if size < 0 or size > min(MAX_SECTION_BYTES, max(2**20, MAX_RATIO * entry["length"])):
+            raise ResourceLimitError(
+                f"{name}: {entry['length']} compressed bytes cannot honestly expand to {size}"
+            )
+
+
+def validate_v2(manifest: dict[str, Any], trailer: Trailer) -> list[dict[str, Any]]:
+    """Check every field of a version 2 manifest; return the arrays as rows."""
+    check_top(manifest, trailer, MANIFEST_KEYS_V2)
+    graph = manifest["graph"]
+    check_section("the graph section", graph, sized=True)
+    rows, pack_size = _rows(manifest["arrays"])
+    expected = check_chain("the graph", graph, align(HEADER.size))
+    pack = manifest.get("pack")
+    if (pack is not None) != (pack_size is not None):
+        raise FormatError("the manifest has a pack exactly when some array is packed")
+    if pack is not None:
+        check_section("the pack", pack, sized=False)
+        if "codec" not in pack and pack["length"] != pack_size:
+            raise IntegrityError(
+                f"the pack holds {pack['length']} bytes but its arrays end at {pack_size}"
+            )
+        if (
+            "codec" in pack
+            and pack_size is not None
+            and pack_size > max(2**20, MAX_RATIO * pack["length"])
+        ):
+            raise ResourceLimitError(
+                f"the pack's {pack['length']} compressed bytes cannot honestly expand to "
+                f"{pack_size}"
+            )
+        expected = check_chain("the pack", pack, expected)
+    for i, row in enumerate(rows):
+        if "packed" not in row:
+            expected = check_chain(f"array {i}", row, expected)
+    check_manifest_start(expected, trailer)
+    check_globals(manifest)
+    return rows
+
+
+def _rows(table: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Validate the columns; the rows, and where the packed arrays end (None: none)."""
+    if not isinstance(table, dict):
+        raise FormatError("the manifest's arrays table is not a JSON object")
+    for key in table:
+        if key not in COLUMNS and key not in OPTIONAL_COLUMNS:
+            raise FormatError(f"unknown column {shown(key)} in the arrays table")
+    for key in COLUMNS:
+        if key not in table:
+            raise FormatError(f"the arrays table lacks the column {key!r}")
+    dtype_col = table["dtype"]
+    n = len(dtype_col) if isinstance(dtype_col, list) else -1
+    dtypes, places, order = table["dtypes"], table["places"], table["order"]
+    if not isinstance(dtypes, list) or len(dtypes) > max(n, 0) or (n > 0 and not dtypes):
+        raise FormatError("the arrays table's 'dtypes' must list at most one dtype per array")
+    if not isinstance(places, list) or len(places) > max(n, 0) or (n > 0 and not places):
+        raise FormatError("the arrays table's 'places' must list at most one per array")
+    if not isinstance(order, str) or len(order) != n or not set(order) <= {"C", "F"}:
+        raise FormatError("the arrays table's 'order' must be one 'C' or 'F' per array")
+    parsed = [storage_dtype(d, f"dtype {i} of the arrays table") for i, d in enumerate(dtypes)]
+    for p in places:
+        if not isinstance(p, list) or len(p) != 2 or not all(isinstance(part, str) for part in p):
+            raise FormatError("the arrays table's places must be [namespace, device] pairs")
+        if p[0] not in NAMESPACES:
+            raise FormatError(f"unknown array namespace {shown(p[0])}")
+        if len(p[1]) > 256:
+            raise FormatError("device name too long")
+    _ints("dtype", dtype_col, n, 0, len(dtypes) - 1)
+    place_col = _ints("place", table["place"], n, 0, len(places) - 1)
+    offsets = _ints("offset", table["offset"], n, 0, 2**63)
+    lengths = _ints("length", table["length"], n, 0, 2**63)
+    shapes = _column(table, "shape", n)
+    checksums = _column(table, "checksum", n)
+    codecs = _column(table, "codec", n)
+    metas = _column(table, "meta", n)
+    paths = _column(table, "path", n)
+    rows: list[dict[str, Any]] = []
+    pack_end: int | None = None
+    for i in range(n):
+        name = f"array {i}"
+        dtype = parsed[dtype_col[i]]
+        shape = shapes[i]
+        if type(shape) is not list or len(shape) > MAX_NDIM:
+            raise FormatError(f"{name}: invalid shape {shown(shape)}")
+        nonzero, zero = 1, False
+        for dim in shape:
+            if type(dim) is not int or not 0 <= dim <= MAX_DIM:
+                raise FormatError(f"{name}: invalid shape {shown(shape)}")
+            if dim:
+                nonzero *= dim
+                if nonzero > MAX_ELEMENTS:
+                    raise ResourceLimitError(
+                        f"{name}: shape {tuple(shape)} has more than {MAX_ELEMENTS} elements "
+                        "(limit MAX_ELEMENTS, zero dimensions aside)"
+                    )
+            else:
+                zero = True
+        if nonzero * max(dtype.itemsize, 1) > MAX_ARRAY_BYTES:
+            raise ResourceLimitError(
+                f"{name}: {nonzero * max(dtype.itemsize, 1)} bytes exceeds the "
+                f"{MAX_ARRAY_BYTES}-byte limit (MAX_ARRAY_BYTES)"
+            )
+        size = 0 if zero else nonzero * dtype.itemsize
+        namespace, device = places[place_col[i]]
+        row: dict[str, Any] = {
+            "dtype": dtypes[dtype_col[i]],
+            "shape": shape,
+            "order": order[i],
+            "namespace": namespace,
+            "device": device,
+        }
+        meta, codec, path = metas[i], codecs[i], paths[i]
+        if meta is not None:
+            check_keys(f"{name}'s meta", meta, META_KEYS, ())
+            validate_meta(name, meta, dtype)
+            row["meta"] = meta
+        if path is not None:
+            if not isinstance(path, str):
+                raise FormatError(f"{name}: the path is not a string")
+            row["path"] = path
+        length = lengths[i]
+        if codec is not None:
+            if codec not in CODECS:
+                raise FormatError(f"{name}: unknown codec {shown(codec)}")
+            if size > max(2**20, MAX_RATIO * length):
+                raise ResourceLimitError(
+                    f"{name}: {length} compressed bytes cannot honestly expand to {size}"
+                )
+            row["codec"] = codec
+        elif size != length:
+            raise IntegrityError(
+                f"{name}: shape {tuple(shape)} of {dtype} needs {size} bytes but {length} "
+                "are declared"
+            )
+        row["offset"], row["length"] = offsets[i], length
+        checksum = checksums[i]
+        if checksum is None:  # packed: placed in the pack, after the previous packed one
+            if codec is not None:
+                raise FormatError(f"{name}: a packed array is never compressed on its own")
+            start = 0 if pack_end is None else align(pack_end, PACK_ALIGNMENT)
+            if offsets[i] != start:
+                raise IntegrityError(
+                    f"{name} starts at {offsets[i]} in the pack, expected {start}: packed "
+                    "arrays follow each other in order, without holes or overlaps"
+                )
+            pack_end = start + length
+            row["packed"] = True
+        else:
+            check_checksum(name, checksum)
+            row["checksum"] = checksum
+        rows.append(row)
+    return rows, pack_end
