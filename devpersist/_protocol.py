@@ -47,8 +47,9 @@ FORMAT_VERSION = 2
 #: The versions the reader reads.
 READABLE = (1, 2)
 ALIGNMENT = 64
-#: Alignment of arrays inside the pack (v2): the largest alignment numpy asks of a dtype.
-PACK_ALIGNMENT = 16
+#: Alignment of arrays inside the pack (v2): the same as the file's, so that a packed
+#: array of an uncompressed pack can be memory-mapped in place like any other.
+PACK_ALIGNMENT = ALIGNMENT
 #: v2: arrays of at most this many bytes (stored, uncompressed) go into the pack. Below
 #: it one copy into the pack costs less than an array's own blob (padding, checksum,
 #: manifest row, one read); measured on RandomForest/HistGradientBoosting (docs/format.md).

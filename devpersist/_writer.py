@@ -36,8 +36,9 @@ from ._protocol import (
 
 #: One zero buffer for all padding (never more than ALIGNMENT - 1 bytes are needed).
 _ZEROS = memoryview(bytes(ALIGNMENT))
-#: v2: the graph and the pack are compressed (with ``compress=``) from this size on.
-MIN_SECTION_COMPRESS = 4096
+#: v2: the graph and the pack are compressed (with ``compress=``) from this size on
+#: (below it a compressor's framing eats most of what it saves).
+MIN_SECTION_COMPRESS = 512
 
 
 @dataclass

@@ -97,6 +97,9 @@ def arrays_payload() -> dict[str, Any]:
         "empty_2d": np.zeros((0, 3), dtype="<f4"),
         "empty_1d": np.zeros(0, dtype="<i4"),  # two empty blobs in a row share an offset
         "readonly": readonly,
+        # over format 2's 64 KiB pack limit: its own aligned blob (smaller arrays share
+        # the pack); added with format 2, so the v1 files do not hold it
+        "large": rng.standard_normal(9000),
         "python": {"name": "golden", "n": 3, "ratio": 0.5, "pair": (1, None), "flags": [True]},
     }
 
@@ -162,7 +165,9 @@ def build(folder: Path) -> dict[str, Any]:
     model = pipeline_model()
     _, _, X_test = pipeline_data()
     pipeline_name = f"v{version}_pipeline.dvp"
-    (folder / pipeline_name).write_bytes(devpersist.dumps(model))
+    # from format 2 on, the model is saved compressed: graph and pack go through zlib
+    compress = "zlib" if version >= 2 else None
+    (folder / pipeline_name).write_bytes(devpersist.dumps(model, compress=compress))
 
     files = {}
     for name in (arrays_name, pipeline_name):

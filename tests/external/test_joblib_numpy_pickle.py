@@ -23,11 +23,7 @@ Not applicable, and why:
 - ``protocol=``: devpersist always writes pickle protocol 5;
 - joblib's cached data files from older versions and Python versions, and
   ``test_memory_usage`` (needs memory_profiler; devpersist's bounded-memory reads are
-  measured in its benchmarks);
-- the second half of ``test_pickle_in_socket`` (two containers written back to back on
-  one stream, the first read without knowing where it ends): the v1 format reads a
-  non-seekable stream to its end, so a reader cannot stop after the first container.
-  A known limitation of the current format (tracked as "issue 15"), not tested.
+  measured in its benchmarks).
 """
 
 from __future__ import annotations
@@ -386,31 +382,41 @@ def test_non_contiguous_array(tmp_path, which):
 
 
 def test_pickle_in_socket():
-    """joblib's first half: one container over a socket, read from the stream."""
-    test_array = np.arange(10)
+    """joblib's test, both halves: a container over a socket, read from the stream; then
+    a second one on the same stream. The sender keeps the socket open until both are
+    loaded, so a reader that waited for the end of the stream would hang."""
+    first, second = np.arange(10), np.arange(20_000.0)  # packed; its own blob
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("localhost", 0))
         listener.listen(1)
         address = listener.getsockname()
         with socket.create_connection(address) as client:
+            client.settimeout(30)  # a hang fails instead of blocking the suite
             server, _ = listener.accept()
+            done = threading.Event()
             with server:
-                writer = threading.Thread(target=_send, args=(server, test_array))
+                writer = threading.Thread(target=_send, args=(server, [first, second], done))
                 writer.start()
                 with client.makefile("rb") as cf:
-                    loaded = devpersist.load(cf)
+                    loaded = [devpersist.load(cf), devpersist.load(cf)]
+                done.set()
                 writer.join()
-    assert loaded.dtype == test_array.dtype and loaded.tobytes() == test_array.tobytes()
+    for got, sent in zip(loaded, (first, second), strict=True):
+        assert got.dtype == sent.dtype and got.tobytes() == sent.tobytes()
 
 
-def _send(server, array):
+def _send(server, arrays, done):
     with server.makefile("wb") as sf:
-        devpersist.dump(array, sf)
-    server.shutdown(socket.SHUT_WR)  # the reader reads a non-seekable stream to its end
+        for array in arrays:
+            devpersist.dump(array, sf)
+        sf.flush()
+        done.wait(30)  # the stream stays open while the reader loads
+    server.shutdown(socket.SHUT_WR)
 
 
 def test_load_memmap_with_big_offset(tmp_path):
-    size = mmap.ALLOCATIONGRANULARITY
+    # over format 2's 64 KiB pack limit, so that each array has its own blob
+    size = max(mmap.ALLOCATIONGRANULARITY, 2**17)
     obj = [np.zeros(size, dtype="uint8"), np.ones(size, dtype="uint8")]
     path = tmp_path / "t.dvp"
     devpersist.dump(obj, path)
