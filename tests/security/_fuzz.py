@@ -13,7 +13,6 @@ reaches the manifest validation, the opcode pre-pass, the audit and the loader.
 
 from __future__ import annotations
 
-import json
 import random
 import warnings
 from collections.abc import Callable
@@ -120,31 +119,20 @@ def _mutate(data: bytes, rnd: random.Random, bytes_mutator: Callable[[bytes], by
         return W.reseal(manifest, graph, blobs)
     if choice == 2:  # the manifest's text: any JSON, valid or not, correctly sealed
         body = W.reseal(manifest, graph, blobs)
-        m, _, _ = W.unseal(body)
-        raw = json.dumps(m, separators=(",", ":")).encode()
-        return _with_manifest(body, bytes_mutator(raw))
+        return _with_manifest(body, bytes_mutator(W.manifest_bytes(body)))
     if choice == 3:  # one value in the manifest, offsets and checksums recomputed after
         _mutate_value(manifest, rnd)
         return W.reseal(manifest, graph, blobs)
     if choice == 4:  # one value, sealed as is (offsets may now disagree)
         _mutate_value(manifest, rnd)
-        return W.seal(graph, [W.Blob(b) for b in blobs], manifest=manifest)
+        version = 2 if manifest.get("format_version") == 2 else 1
+        return W.seal(graph, [W.Blob(b) for b in blobs], manifest=manifest, version=version)
     return bytes_mutator(data)  # raw bytes: checksums and the exact-length rule
 
 
 def _with_manifest(data: bytes, raw: bytes) -> bytes:
     """``data`` with its manifest bytes replaced and the trailer made to match."""
-    import struct
-
-    import xxhash
-
-    offset = struct.unpack("<Q", data[-40:-32])[0]
-    return (
-        data[:offset]
-        + raw
-        + struct.pack("<QQQII8s", offset, len(raw), xxhash.xxh3_64_intdigest(raw), 1, 0,
-                      W.END_MAGIC)
-    )  # fmt: skip
+    return W.with_raw_manifest(data, raw)
 
 
 _VALUES: list[Any] = [

@@ -9,6 +9,10 @@ streams are written opcode by opcode (as bytes) by the helpers below, never by
 padding and checksums the spec requires; :func:`unseal` reads them back (for the
 structure-aware fuzzer, which mutates a manifest or a graph and seals again so the
 mutation reaches the parser, the audit and the loader instead of the checksum test).
+Both format versions: ``version=2`` packs the arrays of at most ``PACK_MAX`` bytes into
+one region (64-byte aligned members, one checksum) and writes the arrays table as
+columns (through the tests' re-sealer, :mod:`_container`, also written from the spec);
+:func:`unseal` presents either version's arrays as rows.
 """
 
 from __future__ import annotations
@@ -20,9 +24,19 @@ from typing import Any
 
 import xxhash
 
+try:
+    import _container
+except ModuleNotFoundError:  # run as a script (fuzz_long.py): tests/ is not on the path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _container
+
 MAGIC = b"\x89DVP\r\n\x1a\n"
 END_MAGIC = b"DVP1END\n"
 ALIGN = 64
+PACK_MAX = 65536
 
 
 def align(n: int) -> int:
@@ -57,13 +71,61 @@ class Blob:
         }
 
 
+def _layout_v2(
+    graph: bytes, entries: list[dict[str, Any]], datas: list[bytes]
+) -> tuple[dict[str, Any], list[tuple[int, bytes]]]:
+    """Version 2's sections: the manifest's graph, pack (if any) and rows (offsets,
+    lengths, checksums set), and the (offset, bytes) pieces to write after the graph."""
+    pos = align(16)
+    sections: dict[str, Any] = {
+        "graph": {"offset": pos, "length": len(graph), "checksum": checksum(graph)}
+    }
+    pos = align(pos + len(graph))
+    rows: list[dict[str, Any]] = []
+    pack = b""
+    packed = [len(d) <= PACK_MAX and "codec" not in e for e, d in zip(entries, datas)]
+    for entry, data, inside in zip(entries, datas, packed):
+        row = {k: v for k, v in entry.items() if k not in ("packed", "checksum")}
+        if inside:
+            start = align(len(pack)) if pack else 0
+            pack += bytes(start - len(pack)) + data
+            row.update(offset=start, length=len(data), packed=True)
+        rows.append(row)
+    pieces: list[tuple[int, bytes]] = []
+    if any(packed):
+        sections["pack"] = {"offset": pos, "length": len(pack), "checksum": checksum(pack)}
+        pieces.append((pos, pack))
+        pos = align(pos + len(pack))
+    for row, data, inside in zip(rows, datas, packed):
+        if not inside:
+            row.update(offset=pos, length=len(data), checksum=checksum(data))
+            pieces.append((pos, data))
+            pos = align(pos + len(data))
+    sections["arrays"] = rows
+    return sections, pieces
+
+
 def manifest_for(
     graph: bytes,
     blobs: list[Blob],
     globals_: list[list[str]] | None = None,
     extra: dict[str, Any] | None = None,
+    version: int = 1,
 ) -> dict[str, Any]:
-    """The manifest a correct writer would give, before ``extra`` overrides keys."""
+    """The manifest a correct writer would give, before ``extra`` overrides keys (for
+    version 2, arrays as rows: :func:`seal` writes them as columns)."""
+    if version == 2:
+        sections, _ = _layout_v2(graph, [b.entry() for b in blobs], [b.data for b in blobs])
+        manifest = {"format_version": 2, "alignment": ALIGN, "graph": sections["graph"]}
+        if "pack" in sections:
+            manifest["pack"] = sections["pack"]
+        manifest.update(
+            arrays=sections["arrays"],
+            globals=sorted(globals_ or []),
+            object={"type": "builtins.dict"},
+        )
+        manifest.update(extra or {})
+        return manifest
     pos = align(16)
     graph_entry = {"offset": pos, "length": len(graph), "checksum": checksum(graph)}
     pos = align(pos + len(graph))
@@ -98,25 +160,34 @@ def seal(
     extra: dict[str, Any] | None = None,
     manifest: dict[str, Any] | None = None,
     raw_manifest: bytes | None = None,
+    version: int = 1,
 ) -> bytes:
     """A container around ``graph`` and ``blobs``; sections laid out by the spec.
 
     ``manifest`` replaces the computed manifest (offsets are then the caller's), and
     ``raw_manifest`` its bytes; the trailer always describes what is written, so that
-    whatever they say reaches the JSON parser and the validation.
+    whatever they say reaches the JSON parser and the validation. With ``version=2``
+    the blobs are laid out as version 2 does (pack, then the larger blobs) and rows in
+    ``manifest["arrays"]`` are written as columns.
     """
     blobs = blobs or []
-    out = bytearray(MAGIC + struct.pack("<II", 1, 0))
+    out = bytearray(MAGIC + struct.pack("<II", version, 0))
     out += bytes(align(len(out)) - len(out))
     out += graph
-    for blob in blobs:
-        out += bytes(align(len(out)) - len(out))
-        out += blob.data
+    if version == 2:
+        _, pieces = _layout_v2(graph, [b.entry() for b in blobs], [b.data for b in blobs])
+        for pos, data in pieces:
+            out += bytes(pos - len(out))
+            out += data
+    else:
+        for blob in blobs:
+            out += bytes(align(len(out)) - len(out))
+            out += blob.data
     out += bytes(align(len(out)) - len(out))
     if raw_manifest is None:
         if manifest is None:
-            manifest = manifest_for(graph, blobs, globals_, extra)
-        raw_manifest = json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode()
+            manifest = manifest_for(graph, blobs, globals_, extra, version)
+        raw_manifest = _encode(manifest, version)
     offset = len(out)
     out += raw_manifest
     out += struct.pack(
@@ -124,20 +195,35 @@ def seal(
         offset,
         len(raw_manifest),
         xxhash.xxh3_64_intdigest(raw_manifest),
-        1,
+        version,
         0,
         END_MAGIC,
     )
     return bytes(out)
 
 
+def _encode(manifest: Any, version: int) -> bytes:
+    """Compact JSON; version 2 rows become columns (rows a mutation broke stay a list,
+    which the reader rejects as it should)."""
+    if version == 2 and isinstance(manifest, dict) and isinstance(manifest.get("arrays"), list):
+        try:
+            manifest = {**manifest, "arrays": _container.to_columns(manifest["arrays"])}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+    return json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def unseal(data: bytes) -> tuple[dict[str, Any], bytes, list[bytes]]:
-    """Manifest, graph bytes and blob bytes of a well-formed container."""
-    offset, length = struct.unpack("<QQ", data[-40:-24])
-    manifest = json.loads(data[offset : offset + length])
+    """Manifest (arrays as rows), graph bytes and each array's bytes of a well-formed,
+    uncompressed container of either version."""
+    manifest = _container.manifest_of(data)
     g = manifest["graph"]
+    assert "codec" not in g, "a compressed graph cannot be unsealed"
     graph = data[g["offset"] : g["offset"] + g["length"]]
-    blobs = [data[a["offset"] : a["offset"] + a["length"]] for a in manifest["arrays"]]
+    blobs = []
+    for a in manifest["arrays"]:
+        start = a["offset"] + (manifest["pack"]["offset"] if a.get("packed") else 0)
+        blobs.append(data[start : start + a["length"]])
     return manifest, graph, blobs
 
 
@@ -145,6 +231,15 @@ def reseal(manifest: dict[str, Any], graph: bytes, blobs: list[bytes]) -> bytes:
     """Lay ``graph`` and ``blobs`` out again under ``manifest``'s other fields, with
     offsets, lengths and checksums recomputed: a mutation of any of them survives the
     container checks."""
+    if manifest.get("format_version") == 2:
+        entries = [dict(e) if isinstance(e, dict) else {} for e in manifest.get("arrays", [])]
+        entries = entries[: len(blobs)]
+        sections, _ = _layout_v2(graph, entries, blobs[: len(entries)])
+        rest = {k: v for k, v in manifest.items() if k not in ("graph", "pack", "arrays")}
+        head = {k: rest.pop(k) for k in ("format_version", "alignment") if k in rest}
+        manifest = {**head, **sections, **rest}  # the writer's key order
+        blob_list = [Blob(b, **_blob_fields(e)) for e, b in zip(entries, blobs)]
+        return seal(graph, blob_list, manifest=manifest, version=2)
     pos = align(16)
     manifest = dict(manifest)
     manifest["graph"] = {"offset": pos, "length": len(graph), "checksum": checksum(graph)}
@@ -157,6 +252,21 @@ def reseal(manifest: dict[str, Any], graph: bytes, blobs: list[bytes]) -> bytes:
         pos = align(pos + len(data))
     manifest["arrays"] = arrays
     return seal(graph, [Blob(b) for b in blobs], manifest=manifest)
+
+
+def manifest_bytes(data: bytes) -> bytes:
+    """The manifest's bytes, as the trailer places them."""
+    return _container.split(data)[2]
+
+
+def with_raw_manifest(data: bytes, raw: bytes) -> bytes:
+    """``data`` with its manifest bytes replaced and the trailer made to match."""
+    return _container.reseal(data, raw)
+
+
+def _blob_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """A row's fields as :class:`Blob` arguments (what decides packing: its codec)."""
+    return {"extra": {"codec": entry["codec"]}} if "codec" in entry else {}
 
 
 # --------------------------------------------------------------------------- pickle opcodes

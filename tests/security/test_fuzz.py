@@ -101,3 +101,21 @@ def test_fuzzer_findings_stay_fixed(finding: Path) -> None:
     """Each input the long fuzz run reported (``findings/``, named after the defect)
     now gives a devpersist error, or loads, in every reader."""
     _fuzz.target(finding.read_bytes())
+
+
+def test_sealed_version_2_files_are_valid() -> None:
+    """The independent writer's version 2 layout: a packed array and a blob."""
+    import numpy as np
+
+    import devpersist
+
+    small, big = np.arange(3, dtype="<i4"), np.arange(9000, dtype="<f8")
+    graph = W.stream(W.EMPTY_LIST, W.MARK, W.pid(0), W.pid(1), W.APPENDS)
+    blobs = [W.Blob(small.tobytes(), "<i4", [3]), W.Blob(big.tobytes(), "<f8", [9000])]
+    data = W.seal(graph, blobs, version=2)
+    out = devpersist.loads(data)
+    assert out[0].tolist() == [0, 1, 2] and out[1].tobytes() == big.tobytes()
+    assert [a.get("packed", False) for a in devpersist.info(data)["arrays"]] == [True, False]
+    manifest, graph_again, blob_bytes = W.unseal(data)
+    assert graph_again == graph and blob_bytes == [b.data for b in blobs]
+    assert W.reseal(manifest, graph, blob_bytes) == data

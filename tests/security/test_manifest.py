@@ -1,5 +1,6 @@
 """Manifest rules of docs/format.md that the reader once broke: the dtype grammar
-(``f8`` and ``=f8`` accepted, as native order) and ``meta.precision``."""
+(``f8`` and ``=f8`` accepted, as native order) and ``meta.precision``; in files of both
+format versions, written by the independent spec writer."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ import pytest
 import devpersist
 
 NATIVE = "<" if sys.byteorder == "little" else ">"
+VERSION = {"v": 1}
+
+
+@pytest.fixture(autouse=True, params=[1, 2], ids=["v1", "v2"])
+def version(request: pytest.FixtureRequest) -> int:
+    VERSION["v"] = request.param
+    return int(request.param)
 
 
 def _array(dtype: object, data: bytes, shape: list[int], **extra: object) -> bytes:
-    return W.seal(W.stream(W.pid(0)), [W.Blob(data, dtype=dtype, shape=shape, extra=dict(extra))])
+    blob = W.Blob(data, dtype=dtype, shape=shape, extra=dict(extra))
+    data = W.seal(W.stream(W.pid(0)), [blob], version=VERSION["v"])
+    assert data[8] == VERSION["v"]
+    return data
 
 
 @pytest.mark.parametrize(
