@@ -16,8 +16,8 @@ import pytest
 import xxhash
 
 import devpersist
-from devpersist import _config, _format
-from devpersist._environment import cpu_name, environment, mismatches
+from devpersist import _format
+from devpersist._environment import mismatches
 
 DATA = Path(__file__).parent / "data"
 DOC = Path(__file__).parent.parent / "docs" / "format.md"
