@@ -98,6 +98,26 @@ def test_every_byte_is_checked_and_every_cut_detected():
             devpersist.loads(data[:n])
 
 
+def test_worked_example_in_the_doc_is_these_bytes():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "format.md").read_text("utf-8")
+    section = text[text.index("## 14. Worked example, version 2") : text.index("## 15.")]
+    data = tiny()
+    compared = 0
+    for line in section.splitlines():
+        head, sep, rest = line.partition(": ")
+        if sep and len(head) == 8 and all(c in "0123456789abcdef" for c in head):
+            chunk = bytes.fromhex(rest[:48].strip())
+            offset = int(head, 16)
+            assert data[offset : offset + len(chunk)] == chunk, line
+            compared += len(chunk)
+    assert compared == 16 + 22 + 12
+    prefix = data[192 : data.index(b'"environment":') + len(b'"environment":')].decode()
+    assert prefix in section
+    assert f"is {len(data)}\nbytes" in section
+
+
 def _raw_edit(data: bytes, old: str, new: str) -> bytes:
     raw = split(data)[2].decode()
     assert raw.count(old) == 1, old
