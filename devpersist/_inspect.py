@@ -52,6 +52,9 @@ def info(
     on load); ``config["sklearn"]``/``["sklearnex"]`` were in force at dump. When some
     estimator's arrays were saved in more than one library or device, the derived key
     ``mixed_placements`` maps its path to those ``[namespace, device]`` pairs.
+    ``arrays`` is a list with one dict per array in every format version (version 2
+    stores it as columns; a packed array's dict has ``"packed": True``, no
+    ``checksum``, and its ``offset`` in the pack).
     """
     with open_source(file, storage_options=storage_options, whole=False) as source:
         container = open_container(source)

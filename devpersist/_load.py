@@ -192,6 +192,9 @@ def load(
     Parameters
     ----------
     file : str, os.PathLike or binary file object
+        A binary file object is read from its current position. A non-seekable stream
+        (a pipe, a socket) is read up to the end of one container and no further, so
+        that containers written back to back load one after the other.
     trusted : iterable of str, type or function, optional
         Names outside the default allowlist that you trust (``"module.Qualname"``).
     device : None, str, dict or callable, optional

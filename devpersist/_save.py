@@ -201,7 +201,9 @@ def dumps(
     obj : object
         A fitted estimator or any object graph made of allowlisted types and arrays.
     compress : None, bool, int, str or (str, int), optional
-        Compress arrays of 4 KiB or more, with joblib's conventions: an int 0-9 is a
+        Compress the object graph (everything but array bytes, e.g. a vocabulary), the
+        pack of small arrays (64 KiB or less, compressed together) and each larger
+        array, with joblib's conventions: an int 0-9 is a
         zlib level (0: off); True is zstd (zlib, with a warning, when zstandard is
         missing); a codec name ``"zstd"`` (uses every core), ``"lz4"``, ``"zlib"``,
         ``"lzma"`` (joblib's ``"gzip"`` and ``"xz"`` name the same algorithms), with an
