@@ -98,40 +98,39 @@ def read_stream(f: Any) -> bytes:
     if peek is None:
         return head + bytes(f.read())
     data = bytearray(head)
+    keep = len(END_MAGIC) - 1  # an end magic may straddle two windows
     while True:
-        window = peek(1 << 16)
+        window = bytes(peek(1 << 16))
         if not window:  # end of the stream without a trailer: let the checks say so
             return bytes(data)
-        # a trailer ending inside this window ends right after an end magic
-        scan = bytes(data[-(len(END_MAGIC) - 1) :]) + bytes(window)
-        base = len(data) - (len(END_MAGIC) - 1)
-        take = len(window)
-        start = 0
-        while True:
-            hit = scan.find(END_MAGIC, start)
-            if hit < 0:
-                break
+        scan = bytes(data[-keep:]) + window
+        base = len(data) - keep  # stream position of scan[0]
+        hit = scan.find(END_MAGIC)
+        while hit >= 0:
             end = base + hit + len(END_MAGIC)  # the container's size if this is its trailer
-            if end > len(data) and _is_end(data, scan, base, end):
-                take = end - len(data)
-                data += f.read(take)
+            if end > len(data) and _is_end(data, window, end):
+                data += f.read(end - len(data))
                 return bytes(data)
-            start = hit + 1
-        data += f.read(take)
+            hit = scan.find(END_MAGIC, hit + 1)
+        data += f.read(len(window))
 
 
-def _is_end(data: bytearray, scan: bytes, base: int, end: int) -> bool:
-    """Would the container end at ``end``? Its trailer's fields say so, and its
-    manifest's checksum matches (so a chance end magic inside array bytes is not)."""
+def _is_end(data: bytearray, window: bytes, end: int) -> bool:
+    """Would the container end at ``end`` (inside ``window``, which follows ``data``)?
+    Its trailer's fields say so, and its manifest's checksum matches, so a chance end
+    magic inside array bytes does not end it. Cheap checks first, no copy of ``data``."""
     if end < ALIGNMENT + TRAILER.size:
         return False
-    whole = bytes(data) + scan[len(data) - base :]
-    tail = whole[end - TRAILER.size : end]
-    offset, length, digest, version, reserved, magic = TRAILER.unpack(tail)
+
+    def span(lo: int, hi: int) -> bytes:  # stream bytes [lo, hi) from data + window
+        n = len(data)
+        return bytes(data[lo : min(hi, n)]) + window[max(lo - n, 0) : max(hi - n, 0)]
+
+    offset, length, digest, version, reserved, _ = TRAILER.unpack(span(end - TRAILER.size, end))
     if offset + length + TRAILER.size != end or offset % ALIGNMENT or reserved:
         return False
-    if version != int.from_bytes(data[8:12], "little"):
+    if version != int.from_bytes(data[8:12], "little") or span(offset, offset + 2) != b'{"':
         return False
     import xxhash
 
-    return bool(xxhash.xxh3_64_intdigest(whole[offset : offset + length]) == digest)
+    return bool(xxhash.xxh3_64_intdigest(span(offset, offset + length)) == digest)
