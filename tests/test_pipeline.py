@@ -289,10 +289,12 @@ def test_streamed_load_detects_corruption_in_any_chunk(tmp_path, torch, staged_t
     payload = {"t": torch.randn(37, 11)}
     path = tmp_path / "t.dvp"
     devpersist.dump(payload, path)
-    entry = devpersist.info(path)["arrays"][0]
+    meta = devpersist.info(path)
+    entry = meta["arrays"][0]  # 1,628 bytes: packed (format 2), its offset in the pack
+    start = entry["offset"] + (meta["pack"]["offset"] if entry.get("packed") else 0)
     for where in (0, 700, entry["length"] - 1):
         data = bytearray(devpersist.dumps(payload))
-        data[entry["offset"] + where] ^= 0x01
+        data[start + where] ^= 0x01
         path.write_bytes(bytes(data))
         with pytest.raises(devpersist.IntegrityError, match="checksum"):
             devpersist.load(path)
