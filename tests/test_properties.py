@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -88,3 +90,48 @@ def test_half_precision_is_within_half_precision(array):
     out = devpersist.loads(devpersist.dumps({"a": array}, precision="float16"))["a"]
     assert out.dtype == array.dtype
     np.testing.assert_allclose(out, array.astype(np.float16).astype(array.dtype), rtol=0, atol=0)
+
+
+# Sizes around format 2's 64 KiB pack limit: packed, exactly at the limit, own blob.
+PACK_SIDES = st.sampled_from([0, 1, 7, 8191, 8192, 8193, 9000])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(PACK_SIDES, min_size=1, max_size=5),
+    st.sampled_from([None, "zlib", "lz4"]),
+    st.sampled_from(["bytes", "v1", "stream"]),
+)
+def test_arrays_around_the_pack_limit_round_trip(sides, codec, via):
+    """Any mix of packed and unpacked arrays (8,192 float64 = 64 KiB), compressed or
+    not, read from bytes, as format 1, or from a non-seekable stream holding two."""
+    from devpersist import _format
+    from devpersist._options import DumpOptions
+    from devpersist._save import prepare
+
+    obj = {f"a{i}": np.arange(n, dtype="<f8") * (i + 1) for i, n in enumerate(sides)}
+    if via == "v1":
+        prepared = prepare(obj, DumpOptions(compress=codec))
+        buf = io.BytesIO()
+        _format.write_container(buf, prepared.graph, prepared.blobs, prepared.metadata, version=1)
+        assert buf.getvalue()[8] == 1
+        out = devpersist.loads(buf.getvalue())
+    elif via == "stream":
+        data = devpersist.dumps(obj, compress=codec)
+        stream = io.BufferedReader(_Unseekable(data + data), buffer_size=4096)
+        out = devpersist.load(stream)
+        assert same(obj, devpersist.load(stream))
+    else:
+        out = devpersist.loads(devpersist.dumps(obj, compress=codec))
+    assert same(obj, out)
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        return self._data.readinto(buffer)
