@@ -129,10 +129,17 @@ def warn_unmapped(file: Any, is_url: bool) -> bool:
     return False
 
 
-def warn_decoded(arrays: list[dict[str, Any]]) -> None:
+def warn_decoded(arrays: list[dict[str, Any]], pack_compressed: bool = False) -> None:
     """For ``load(..., mmap=True)``: warn that compressed and reduced-precision arrays
-    are decompressed (or widened) into memory rather than mapped."""
-    decoded = [a for a in arrays if "codec" in a or "precision" in a.get("meta", {})]
+    are decompressed (or widened) into memory rather than mapped; with
+    ``pack_compressed`` (format 2), so are the packed arrays."""
+    decoded = [
+        a
+        for a in arrays
+        if "codec" in a
+        or "precision" in a.get("meta", {})
+        or (pack_compressed and a.get("packed"))
+    ]
     if decoded:
         import warnings
 

@@ -121,7 +121,8 @@ def load_container(container: Container, options: LoadOptions) -> Any:
     manifest = container.manifest
     placement = options.placement()
     if options.mmap:
-        _codecs.warn_decoded(container.arrays)
+        pack = manifest.get("pack")
+        _codecs.warn_decoded(container.arrays, pack is not None and "codec" in pack)
     config = manifest.get("config")  # validated with the manifest, like the environment
     mismatch = _check_versions(manifest, options.strict)
     trusted = normalize_trusted(options.trusted)

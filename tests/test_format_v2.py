@@ -214,3 +214,12 @@ def test_mmap_of_packed_arrays(tmp_path):
     out = devpersist.load(path, mmap=True)  # warnings are errors: none is expected
     np.testing.assert_array_equal(out["s"], np.arange(4.0), strict=True)
     np.testing.assert_array_equal(out["b"], np.arange(9000.0), strict=True)
+
+
+def test_mmap_of_a_compressed_pack_warns_that_it_decodes(tmp_path):
+    path = tmp_path / "c.dvp"
+    devpersist.dump({"s": np.arange(100.0)}, path, compress="zlib")  # 800 bytes: packed
+    assert devpersist.info(path)["pack"]["codec"] == "zlib"
+    with pytest.warns(devpersist.NotMappedWarning, match="1 of 1 arrays"):
+        out = devpersist.load(path, mmap=True)
+    np.testing.assert_array_equal(out["s"], np.arange(100.0), strict=True)
