@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Union
 
-from . import _codecs, _config, _remote
+from . import _codecs, _config, _format, _remote
 from ._atomic import atomic_target
 from ._dtype_text import dtype_to_json
 from ._environment import cpu_name, environment
@@ -29,7 +29,7 @@ from ._progress import Progress
 from ._protocol import PACK_MAX_BYTES
 from ._safety import audit_refusals
 from ._walk import array_paths
-from ._writer import BlobSource, Compression, write_container
+from ._writer import BlobSource, Compression
 
 PathLike = Union[str, "os.PathLike[str]"]
 FileLike = Union[PathLike, IO[bytes]]  # noqa: UP007
@@ -180,7 +180,8 @@ def _lazy(produce: Any, progress: Progress | None = None) -> Iterator[memoryview
 
 def write(f: IO[bytes], prepared: Prepared) -> int:
     """Stream a prepared save to ``f``; the number of bytes written."""
-    return write_container(
+    # through the module, so that tests can replace the writer (a failing disk)
+    return _format.write_container(
         f, prepared.graph, prepared.blobs, prepared.metadata, compression=prepared.compression
     )
 

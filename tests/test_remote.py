@@ -90,7 +90,7 @@ def test_failed_upload_leaves_no_object(s3, monkeypatch):
     fs, options, _ = s3
     from devpersist import _format
 
-    def broken(f, graph, blobs, metadata):
+    def broken(f, graph, blobs, metadata, **options):
         f.write(b"x" * 1000)
         raise OSError("network went away")
 
