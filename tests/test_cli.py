@@ -33,7 +33,7 @@ def test_info_table_and_json(model_file, capsys):
     assert "estimators_[0].tree_.nodes" in out and "untrusted types: none" in out
     assert main(["info", "--json", str(path)]) == EXIT_OK
     meta = json.loads(capsys.readouterr().out)
-    assert meta["format_version"] == 1 and meta["untrusted"] == []
+    assert meta["format_version"] == 2 and meta["untrusted"] == []
     assert meta["environment"]["packages"]["scikit-learn"]
 
 
@@ -41,8 +41,9 @@ def test_verify_ok_and_corrupted(model_file, capsys):
     path, _, _ = model_file
     assert main(["verify", str(path)]) == EXIT_OK
     data = bytearray(path.read_bytes())
-    entry = devpersist.info(bytes(data))["arrays"][-1]
-    data[entry["offset"]] ^= 0x10
+    meta = devpersist.info(bytes(data))
+    entry = meta["arrays"][-1]  # packed (format 2): its offset counts from the pack's
+    data[entry["offset"] + (meta["pack"]["offset"] if entry.get("packed") else 0)] ^= 0x10
     path.write_bytes(bytes(data))
     assert main(["verify", str(path)]) == EXIT_FAILED
     assert "checksum" in capsys.readouterr().err
