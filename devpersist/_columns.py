@@ -18,6 +18,7 @@ from typing import Any
 from ._dtype_text import storage_dtype
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._manifest import (
+    CHECKSUM_RE,
     CODECS,
     MANIFEST_KEYS,
     MAX_ARRAY_BYTES,
@@ -194,34 +195,36 @@ def _rows(table: Any) -> tuple[list[dict[str, Any]], int | None]:
     paths = _column(table, "path", n)
     rows: list[dict[str, Any]] = []
     pack_end: int | None = None
+    itemsizes = [dt.itemsize for dt in parsed]
+    step = PACK_ALIGNMENT
     for i in range(n):
-        name = f"array {i}"
-        dtype = parsed[dtype_col[i]]
+        d = dtype_col[i]
+        itemsize = itemsizes[d]
         shape = shapes[i]
         if type(shape) is not list or len(shape) > MAX_NDIM:
-            raise FormatError(f"{name}: invalid shape {shown(shape)}")
+            raise FormatError(f"array {i}: invalid shape {shown(shape)}")
         nonzero, zero = 1, False
         for dim in shape:
             if type(dim) is not int or not 0 <= dim <= MAX_DIM:
-                raise FormatError(f"{name}: invalid shape {shown(shape)}")
+                raise FormatError(f"array {i}: invalid shape {shown(shape)}")
             if dim:
                 nonzero *= dim
                 if nonzero > MAX_ELEMENTS:
                     raise ResourceLimitError(
-                        f"{name}: shape {tuple(shape)} has more than {MAX_ELEMENTS} elements "
-                        "(limit MAX_ELEMENTS, zero dimensions aside)"
+                        f"array {i}: shape {tuple(shape)} has more than {MAX_ELEMENTS} "
+                        "elements (limit MAX_ELEMENTS, zero dimensions aside)"
                     )
             else:
                 zero = True
-        if nonzero * max(dtype.itemsize, 1) > MAX_ARRAY_BYTES:
+        if nonzero * (itemsize or 1) > MAX_ARRAY_BYTES:
             raise ResourceLimitError(
-                f"{name}: {nonzero * max(dtype.itemsize, 1)} bytes exceeds the "
+                f"array {i}: {nonzero * (itemsize or 1)} bytes exceeds the "
                 f"{MAX_ARRAY_BYTES}-byte limit (MAX_ARRAY_BYTES)"
             )
-        size = 0 if zero else nonzero * dtype.itemsize
+        size = 0 if zero else nonzero * itemsize
         namespace, device = places[place_col[i]]
         row: dict[str, Any] = {
-            "dtype": dtypes[dtype_col[i]],
+            "dtype": dtypes[d],
             "shape": shape,
             "order": order[i],
             "namespace": namespace,
@@ -229,42 +232,44 @@ def _rows(table: Any) -> tuple[list[dict[str, Any]], int | None]:
         }
         meta, codec, path = metas[i], codecs[i], paths[i]
         if meta is not None:
-            check_keys(f"{name}'s meta", meta, META_KEYS, ())
-            validate_meta(name, meta, dtype)
+            check_keys(f"array {i}'s meta", meta, META_KEYS, ())
+            validate_meta(f"array {i}", meta, parsed[d])
             row["meta"] = meta
         if path is not None:
-            if not isinstance(path, str):
-                raise FormatError(f"{name}: the path is not a string")
+            if type(path) is not str:
+                raise FormatError(f"array {i}: the path is not a string")
             row["path"] = path
         length = lengths[i]
         if codec is not None:
             if codec not in CODECS:
-                raise FormatError(f"{name}: unknown codec {shown(codec)}")
+                raise FormatError(f"array {i}: unknown codec {shown(codec)}")
             if size > max(2**20, MAX_RATIO * length):
                 raise ResourceLimitError(
-                    f"{name}: {length} compressed bytes cannot honestly expand to {size}"
+                    f"array {i}: {length} compressed bytes cannot honestly expand to {size}"
                 )
             row["codec"] = codec
         elif size != length:
             raise IntegrityError(
-                f"{name}: shape {tuple(shape)} of {dtype} needs {size} bytes but {length} "
-                "are declared"
+                f"array {i}: shape {tuple(shape)} of {parsed[d]} needs {size} bytes but "
+                f"{length} are declared"
             )
-        row["offset"], row["length"] = offsets[i], length
+        offset = row["offset"] = offsets[i]
+        row["length"] = length
         checksum = checksums[i]
         if checksum is None:  # packed: placed in the pack, after the previous packed one
             if codec is not None:
-                raise FormatError(f"{name}: a packed array is never compressed on its own")
-            start = 0 if pack_end is None else align(pack_end, PACK_ALIGNMENT)
-            if offsets[i] != start:
+                raise FormatError(f"array {i}: a packed array is never compressed on its own")
+            start = 0 if pack_end is None else -(-pack_end // step) * step
+            if offset != start:
                 raise IntegrityError(
-                    f"{name} starts at {offsets[i]} in the pack, expected {start}: packed "
+                    f"array {i} starts at {offset} in the pack, expected {start}: packed "
                     "arrays follow each other in order, without holes or overlaps"
                 )
             pack_end = start + length
             row["packed"] = True
         else:
-            check_checksum(name, checksum)
+            if type(checksum) is not str or not CHECKSUM_RE.match(checksum):
+                raise FormatError(f"array {i}: malformed checksum {shown(checksum)}")
             row["checksum"] = checksum
         rows.append(row)
     return rows, pack_end

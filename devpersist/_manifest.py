@@ -123,7 +123,7 @@ META_KEYS = {
 #: Compression codecs a reader may meet; ``length`` is then the compressed size.
 CODECS = ("zstd", "lz4", "zlib", "lzma")
 ARRAY_REQUIRED = ("offset", "length", "checksum", "dtype", "shape", "order", "namespace", "device")
-_CHECKSUM_RE = re.compile(r"xxh3_64:[0-9a-f]{16}\Z")
+CHECKSUM_RE = re.compile(r"xxh3_64:[0-9a-f]{16}\Z")
 MAX_NDIM = 64
 MAX_DIM = 2**48
 #: One array's decoded size, and the most a codec may expand data (zstd on zeros
@@ -174,7 +174,7 @@ def check_globals(manifest: dict[str, Any]) -> None:
 
 
 def check_checksum(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _CHECKSUM_RE.match(value):
+    if not isinstance(value, str) or not CHECKSUM_RE.match(value):
         raise FormatError(f"{name}: malformed checksum {shown(value)}")
 
 
