@@ -37,6 +37,9 @@ from ._sources import BufferSource, FileSource, Source, read_stream
 def open_source(
     file: Any, mmap: bool = False, storage_options: dict[str, Any] | None = None, whole: bool = True
 ) -> Iterator[Source]:
+    """The container's bytes behind ``file``: bytes, a URL (fsspec; ``whole=False``
+    reads ranges), a path (memory-mapped with ``mmap``), a seekable file object (from
+    its position) or a non-seekable stream (one container, read up to its trailer)."""
     if isinstance(file, (bytes, bytearray, memoryview)):
         yield BufferSource(file)
     elif _remote.is_url(file):
