@@ -58,13 +58,23 @@ def encode_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     order = []
     optional: dict[str, list[Any]] = {name: [] for name in OPTIONAL_COLUMNS}
     offsets, lengths, checksums = [], [], []
+    by_id: dict[int, int] = {}  # structured dtypes: the writer's cached lists recur
     for row in rows:
         d = row["dtype"]
-        key = d if isinstance(d, str) else repr(d)
-        index = dtypes.get(key)
-        if index is None:
-            index = dtypes[key] = len(dtype_values)
-            dtype_values.append(d)
+        if isinstance(d, str):
+            index = dtypes.get(d)
+            if index is None:
+                index = dtypes[d] = len(dtype_values)
+                dtype_values.append(d)
+        else:
+            index = by_id.get(id(d))
+            if index is None:
+                key = repr(d)
+                index = dtypes.get(key)
+                if index is None:
+                    index = dtypes[key] = len(dtype_values)
+                    dtype_values.append(d)
+                by_id[id(d)] = index
         dtype_col.append(index)
         shape_col.append(row["shape"])
         order.append(row["order"])

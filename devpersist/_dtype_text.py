@@ -95,19 +95,26 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
 
 
 _json_cache: dict[Any, Any] = {}
+#: The same cache by identity: hashing a structured dtype walks its fields (a forest's
+#: node arrays all share one dtype object, looked up thousands of times per save).
+_json_by_id: dict[int, tuple[Any, Any]] = {}
 
 
 def dtype_to_json(dtype: Any) -> Any:
     """Inverse of :func:`storage_dtype` (descr tuples become JSON lists); cached."""
+    hit = _json_by_id.get(id(dtype))
+    if hit is not None and hit[0] is dtype:
+        return hit[1]
     import numpy as np
 
     try:
-        return _json_cache[dtype]
+        value = _json_cache[dtype]
     except (KeyError, TypeError):
-        pass
-    value = _tuples_to_lists(np.lib.format.dtype_to_descr(dtype))
-    if len(_json_cache) < 1024:
-        _json_cache[dtype] = value
+        value = _tuples_to_lists(np.lib.format.dtype_to_descr(dtype))
+        if len(_json_cache) < 1024:
+            _json_cache[dtype] = value
+    if len(_json_by_id) < 1024:  # the entry keeps the dtype alive: its id stays its own
+        _json_by_id[id(dtype)] = (dtype, value)
     return value
 
 

@@ -203,19 +203,29 @@ def _write_v2(
     manifest: dict[str, Any] = {"format_version": 2, "alignment": ALIGNMENT}
     manifest["graph"] = _section(out, graph, compression, sized=True)
     rows: list[dict[str, Any]] = [{} for _ in blobs]
-    pack = bytearray()
+    inside = [packable(blob) for blob in blobs]
+    size = 0
+    for blob, packed in zip(blobs, inside):
+        if packed:
+            size = align(size, PACK_ALIGNMENT) + blob.nbytes
+    pack = bytearray(size)  # zeros: the padding between arrays is already there
+    view = memoryview(pack)
+    end = 0
     for i, blob in enumerate(blobs):
-        if not packable(blob):
+        if not inside[i]:
             continue
-        start = align(len(pack), PACK_ALIGNMENT)
-        pack += _ZEROS[: start - len(pack)]
+        start = pos = align(end, PACK_ALIGNMENT)
         for chunk in blob.chunks:
-            pack += memoryview(chunk).cast("B")
-        if len(pack) - start != blob.nbytes:
-            raise FormatError(
-                f"array {i} produced {len(pack) - start} bytes, expected {blob.nbytes}"
-            )
+            piece = memoryview(chunk).cast("B")
+            if pos + piece.nbytes > start + blob.nbytes:
+                raise FormatError(f"array {i} produced more than the {blob.nbytes} bytes expected")
+            view[pos : pos + piece.nbytes] = piece
+            pos += piece.nbytes
+        if pos - start != blob.nbytes:
+            raise FormatError(f"array {i} produced {pos - start} bytes, expected {blob.nbytes}")
+        end = pos
         rows[i] = {**blob.meta, "offset": start, "length": blob.nbytes, "checksum": None}
+    del view
     if rows and any(row for row in rows):
         manifest["pack"] = _section(out, pack, compression, sized=False)
     del pack
