@@ -54,6 +54,9 @@ PACK_ALIGNMENT = ALIGNMENT
 #: it one copy into the pack costs less than an array's own blob (padding, checksum,
 #: manifest row, one read); measured on RandomForest/HistGradientBoosting (docs/format.md).
 PACK_MAX_BYTES = 64 * 2**10
+#: v2: the pack stops growing at this size (later small arrays get their own blobs), so
+#: that saving holds at most this much host memory for the pack.
+PACK_MAX_TOTAL = 64 * 2**20
 HEADER = struct.Struct("<8sII")
 TRAILER = struct.Struct("<QQQII8s")
 MAX_MANIFEST_BYTES = 64 * 2**20

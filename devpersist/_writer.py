@@ -29,6 +29,7 @@ from ._protocol import (
     MAGIC,
     PACK_ALIGNMENT,
     PACK_MAX_BYTES,
+    PACK_MAX_TOTAL,
     TRAILER,
     align,
     checksum_text,
@@ -203,10 +204,11 @@ def _write_v2(
     manifest: dict[str, Any] = {"format_version": 2, "alignment": ALIGNMENT}
     manifest["graph"] = _section(out, graph, compression, sized=True)
     rows: list[dict[str, Any]] = [{} for _ in blobs]
-    inside = [packable(blob) for blob in blobs]
+    inside = [False] * len(blobs)
     size = 0
-    for blob, packed in zip(blobs, inside):
-        if packed:
+    for i, blob in enumerate(blobs):  # in index order, until the pack is full
+        if packable(blob) and align(size, PACK_ALIGNMENT) + blob.nbytes <= PACK_MAX_TOTAL:
+            inside[i] = True
             size = align(size, PACK_ALIGNMENT) + blob.nbytes
     pack = bytearray(size)  # zeros: the padding between arrays is already there
     view = memoryview(pack)

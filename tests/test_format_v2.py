@@ -223,3 +223,17 @@ def test_mmap_of_a_compressed_pack_warns_that_it_decodes(tmp_path):
     with pytest.warns(devpersist.NotMappedWarning, match="1 of 1 arrays"):
         out = devpersist.load(path, mmap=True)
     np.testing.assert_array_equal(out["s"], np.arange(100.0), strict=True)
+
+
+def test_the_pack_stops_at_its_size_limit(monkeypatch):
+    from devpersist import _writer
+
+    monkeypatch.setattr(_writer, "PACK_MAX_TOTAL", 208)  # two of these: 0-80, 128-208
+    obj = [np.full(10, i, dtype="<f8") for i in range(4)]  # 80 bytes each
+    data = devpersist.dumps(obj)
+    rows = devpersist.info(data)["arrays"]
+    assert [r.get("packed", False) for r in rows] == [True, True, False, False]
+    assert [r["offset"] for r in rows[:2]] == [0, 64]
+    out = devpersist.loads(data)
+    for got, sent in zip(out, obj, strict=True):
+        np.testing.assert_array_equal(got, sent, strict=True)
