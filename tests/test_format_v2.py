@@ -233,7 +233,7 @@ def test_the_pack_stops_at_its_size_limit(monkeypatch):
     data = devpersist.dumps(obj)
     rows = devpersist.info(data)["arrays"]
     assert [r.get("packed", False) for r in rows] == [True, True, False, False]
-    assert [r["offset"] for r in rows[:2]] == [0, 64]
+    assert [r["offset"] for r in rows[:2]] == [0, 128]
     out = devpersist.loads(data)
     for got, sent in zip(out, obj, strict=True):
         np.testing.assert_array_equal(got, sent, strict=True)
