@@ -11,9 +11,6 @@ import pytest
 
 import devpersist
 
-pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-
 # Never let botocore look for credentials on the network (instance metadata service).
 SAFE_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -25,6 +22,9 @@ SAFE_ENV = {
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
+    """An S3 API server on loopback (skips when s3fs or moto, the remote test tools, are absent)."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
     saved = {k: os.environ.get(k) for k in SAFE_ENV}
     os.environ.update(SAFE_ENV)
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -128,6 +128,7 @@ def test_cli_on_urls_and_its_errors(s3, model, tmp_path):
 
 
 def test_memory_and_file_urls(tmp_path, model):
+    pytest.importorskip("fsspec")
     est, X = model
     for url in ("memory://bucket/m.dvp", f"file://{tmp_path}/m.dvp"):
         devpersist.dump(est, url)
