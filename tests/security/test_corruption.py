@@ -18,11 +18,7 @@ from _guard import Guard, Snapshot, armed
 from hostile_cases.build import ridge_file, small_dict_file, tree_file
 
 import devpersist
-from devpersist import (
-    DevpersistError,
-    IntegrityError,
-    NotDevpersistError,
-)
+from devpersist import DevpersistError, IntegrityError, NotDevpersistError
 
 
 def _outcome(data: bytes, via: str = "bytes") -> str | None:

@@ -12,10 +12,7 @@ from _guard import Guard
 from hostile_cases.foreign import FOREIGN
 
 import devpersist
-from devpersist import (
-    DevpersistError,
-    NotDevpersistError,
-)
+from devpersist import DevpersistError, NotDevpersistError
 
 
 @pytest.mark.parametrize(

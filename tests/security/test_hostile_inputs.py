@@ -10,8 +10,10 @@ A case that fails here is a loader bug: fix the loader, not the expectation.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -23,15 +25,29 @@ from hostile_cases import CASES
 from hostile_cases.build import Case
 
 import devpersist
-from devpersist import (
-    DevpersistError,
-)
+from devpersist import DevpersistError
 
 
 def test_case_ids_are_unique_and_many():
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
     assert len(ids) >= 20
+
+
+def test_every_case_table_is_collected():
+    """A family module of ``hostile_cases`` holds one ``*_CASES`` list, and ``CASES``
+    runs all of it: a new family left out of ``hostile_cases/__init__.py`` would run
+    nothing without this test."""
+    import hostile_cases
+
+    ids = {case.id for case in CASES}
+    families = [m.name for m in pkgutil.iter_modules(hostile_cases.__path__) if m.name != "build"]
+    assert len(families) >= 12, families
+    for family in families:
+        module = importlib.import_module(f"hostile_cases.{family}")
+        tables = [value for key, value in vars(module).items() if key.endswith("_CASES")]
+        assert len(tables) == 1 and tables[0], family
+        assert {case.id for case in tables[0]} <= ids, family
 
 
 @pytest.mark.parametrize("via", ["bytes", "path"])

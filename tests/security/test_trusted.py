@@ -12,9 +12,7 @@ from _guard import Guard
 from hostile_cases.build import touch
 
 import devpersist
-from devpersist import (
-    UntrustedTypeError,
-)
+from devpersist import UntrustedTypeError
 
 
 def _uuid_file() -> bytes:

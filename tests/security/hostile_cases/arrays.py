@@ -9,20 +9,8 @@ from typing import Any
 
 import _hostile as H
 
-from devpersist import (
-    FormatError,
-    IntegrityError,
-    ResourceLimitError,
-)
-from hostile_cases.build import (
-    Case,
-    armed_file,
-    array0,
-    edit,
-    plain_file,
-    setter,
-    with_array,
-)
+from devpersist import FormatError, IntegrityError, ResourceLimitError
+from hostile_cases.build import Case, armed_file, array0, edit, plain_file, setter, with_array
 
 
 def _zero_size(shape: list[int]) -> Callable[[str], bytes]:

@@ -7,20 +7,8 @@ import pickle
 import _hostile as H
 import numpy as np
 
-from devpersist import (
-    UntrustedTypeError,
-)
-from hostile_cases.build import (
-    SG,
-    Case,
-    T,
-    gadget,
-    py,
-    script,
-    str_list,
-    touch,
-    ucall,
-)
+from devpersist import UntrustedTypeError
+from hostile_cases.build import SG, Case, T, gadget, py, script, str_list, touch, ucall
 
 # 1-3. Callables that run code, by name: each would create the canary if it ran.
 CODE_CASES = [

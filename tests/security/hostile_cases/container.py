@@ -10,11 +10,7 @@ from devpersist import (
     ResourceLimitError,
     UnsupportedFormatVersionError,
 )
-from hostile_cases.build import (
-    Case,
-    armed_file,
-    plain_file,
-)
+from hostile_cases.build import Case, armed_file, plain_file
 from hostile_cases.foreign import pickle_payload, zip_bytes
 
 # 8. Header and trailer fields.

@@ -16,13 +16,8 @@ import _hostile as H
 import numpy as np
 import pytest
 
-from devpersist import (
-    NotDevpersistError,
-)
-from hostile_cases.build import (
-    Case,
-    touch,
-)
+from devpersist import NotDevpersistError
+from hostile_cases.build import Case, touch
 
 
 def zip_bytes() -> bytes:

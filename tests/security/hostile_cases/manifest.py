@@ -6,19 +6,8 @@ from collections.abc import Callable
 
 import _hostile as H
 
-from devpersist import (
-    FormatError,
-    IntegrityError,
-    ResourceLimitError,
-    UntrustedTypeError,
-)
-from hostile_cases.build import (
-    Case,
-    armed_file,
-    array0,
-    edit,
-    setter,
-)
+from devpersist import FormatError, IntegrityError, ResourceLimitError, UntrustedTypeError
+from hostile_cases.build import Case, armed_file, array0, edit, setter
 
 
 def _deep_json(depth: int) -> Callable[[str], bytes]:

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import _hostile as H
 
-from hostile_cases.build import (
-    T,
-    py,
-    touch,
-    ucall,
-)
+from hostile_cases.build import T, py, touch, ucall
 
 # 4. Dotted names that traverse modules or attributes; malformed names.
 NAME_CASES = [

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from devpersist import (
-    IntegrityError,
-)
-from hostile_cases.build import (
-    Case,
-    armed_file,
-    array0,
-    edit,
-    setter,
-    two_array_file,
-)
+from devpersist import IntegrityError
+from hostile_cases.build import Case, armed_file, array0, edit, setter, two_array_file
 
 # 10. Offsets: negative, overlapping, out of order, holes, past the end.
 OFFSET_CASES = [

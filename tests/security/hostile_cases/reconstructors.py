@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import _hostile as H
 
-from devpersist import (
-    FormatError,
-    UntrustedTypeError,
-)
-from hostile_cases.build import (
-    SG,
-    T,
-    hidden,
-    tail,
-)
+from devpersist import FormatError, UntrustedTypeError
+from hostile_cases.build import SG, T, hidden, tail
 
 # devpersist's own reconstructors and the numpy helpers, misused.
 RECONSTRUCTOR_CASES = [

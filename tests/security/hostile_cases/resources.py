@@ -6,18 +6,8 @@ import struct
 
 import _hostile as H
 
-from devpersist import (
-    IntegrityError,
-    ResourceLimitError,
-    UntrustedTypeError,
-)
-from hostile_cases.build import (
-    SG,
-    T,
-    hidden,
-    root,
-    tail,
-)
+from devpersist import IntegrityError, ResourceLimitError, UntrustedTypeError
+from hostile_cases.build import SG, T, hidden, root, tail
 
 # 15. Deep nesting and memo expansion.
 RESOURCE_CASES = [

@@ -5,18 +5,8 @@ from __future__ import annotations
 import _hostile as H
 import numpy as np
 
-from devpersist import (
-    FormatError,
-    IntegrityError,
-    UntrustedTypeError,
-)
-from hostile_cases.build import (
-    SG,
-    Case,
-    T,
-    hidden,
-    tail,
-)
+from devpersist import FormatError, IntegrityError, UntrustedTypeError
+from hostile_cases.build import SG, Case, T, hidden, tail
 
 
 def _callback_listener(c: str) -> bytes:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import _hostile as H
 import numpy as np
 
-from devpersist import (
-    FormatError,
-    IntegrityError,
-)
+from devpersist import FormatError, IntegrityError
 from hostile_cases.build import (
     SG,
     Case,

@@ -8,14 +8,8 @@ from collections.abc import Callable
 import _hostile as H
 import numpy as np
 
-from devpersist import (
-    IntegrityError,
-)
-from hostile_cases.build import (
-    Case,
-    hgb_file,
-    tree_file,
-)
+from devpersist import IntegrityError
+from hostile_cases.build import Case, hgb_file, tree_file
 
 
 # 17. Inconsistent estimator state that native code would trust.
