@@ -88,13 +88,15 @@ def test_info_reads_only_the_manifest(s3, monkeypatch):
 
 def test_failed_upload_leaves_no_object(s3, monkeypatch):
     fs, options, _ = s3
-    from devpersist import _format
+    import s3fs
 
-    def broken(f, graph, blobs, metadata):
-        f.write(b"x" * 1000)
+    real_write = s3fs.core.S3File.write
+
+    def broken(self, data):  # the connection drops after the first bytes
+        real_write(self, b"x" * 1000)
         raise OSError("network went away")
 
-    monkeypatch.setattr(_format, "write_container", broken)
+    monkeypatch.setattr(s3fs.core.S3File, "write", broken)
     with pytest.raises(OSError, match="network went away"):
         devpersist.dump({"a": np.arange(3)}, "s3://models/partial.dvp", storage_options=options)
     fs.invalidate_cache()
