@@ -8,9 +8,10 @@ every sklearnex estimator whose tags say ``array_api_support`` or ``onedal_array
 and Pipeline, FeatureUnion and the searches. Nothing here is a hand-picked list of what
 is known to pass: a case that cannot even be fitted on a backend is reported as such.
 
-The serving side (:data:`SERVER`) runs as a script in a fresh process: scikit-learn is
-imported before devpersist, as a server would, and every prediction is made from a worker
-thread (scikit-learn's configuration is thread-local).
+The serving side (``_journey_serve.py``) runs as a script in a fresh process: scikit-learn
+is imported before devpersist, as a server would, and every prediction is made from a
+worker thread (scikit-learn's configuration is thread-local). It builds its inputs and
+describes its outputs with :func:`to_backend` and :func:`describe` from here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import inspect
 import pkgutil
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -340,102 +341,3 @@ def fit(est: Any, backend: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
                 except Exception as exc:
                     per_mode[mode][method] = {"error": type(exc).__name__}
     return est, {m: describe(v) for m, v in got.items()}, per_mode
-
-
-Blocker = Callable[[], None]
-
-#: The serving process: ``python -c SERVER cases.json mode results.npz``. Imports
-#: scikit-learn first, loads every file of the batch, predicts from a worker thread.
-SERVER = r"""
-import json, sys
-if sys.argv[2] == "numpy":
-    class BlockTorch:  # torch cannot be imported in this process
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] == "torch":
-                raise ImportError("torch is not importable here")
-    sys.meta_path.insert(0, BlockTorch())
-import time
-started = time.perf_counter()
-import sklearn  # a real server imports its libraries before devpersist
-import threading, traceback, warnings
-import numpy as np
-import devpersist
-
-cases = json.load(open(sys.argv[1]))
-mode, out = sys.argv[2], sys.argv[3]
-HOST = {"torch": "cpu", "array_api_strict": "CPU_DEVICE"}
-MAPPED = {"torch": {"cpu": "cpu"}, "array_api_strict": {"device1": "device2"}}
-MAPPED_TO = {"torch": "cpu", "array_api_strict": "device2"}
-
-def to_input(array, backend):
-    if mode == "numpy":
-        return array
-    device = {"default": None, "host": HOST[backend], "mapped": MAPPED_TO[backend]}[mode]
-    if backend == "torch":
-        import torch
-        return torch.asarray(array, device=device or "cpu")
-    import array_api_strict as xp
-    return xp.asarray(array, device=xp.Device(device or "device1"))
-
-def describe(value):
-    module = type(value).__module__.partition(".")[0]
-    if module == "torch":
-        device, host = str(value.device), value.detach().cpu().numpy()
-    elif module == "array_api_strict":
-        import array_api_strict as xp
-        device, host = value.device._device, np.asarray(value.to_device(xp.Device("CPU_DEVICE")))
-    else:
-        device, host = "cpu", np.asarray(value)
-    return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
-            "namespace": module, "device": device, "dtype": str(host.dtype)}, host
-
-results, arrays = {}, {}
-for case in cases:
-    key = case["key"]
-    try:
-        options = {"default": {}, "host": {"device": "cpu"},
-                   "mapped": {"device": MAPPED[case["backend"]]},
-                   "numpy": {"namespace": "numpy"}}[mode]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = devpersist.load(case["file"], **options)
-        X = to_input(np.load(case["input"]), case["backend"])
-        got = {}
-        def work():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for method in case["methods"]:
-                    try:
-                        if method.startswith("attr:"):
-                            got[method] = getattr(model, method[5:])
-                        else:
-                            got[method] = getattr(model, method)(X)
-                    except Exception as exc:
-                        got[method] = exc
-        failure = []
-        def guarded():
-            try:
-                work()
-            except BaseException as exc:
-                failure.append(exc)
-        thread = threading.Thread(target=guarded)
-        thread.start(); thread.join()
-        if failure:
-            raise failure[0]
-        results[key] = {}
-        for method, value in got.items():
-            if isinstance(value, Exception):
-                results[key][method] = {"error": f"{type(value).__name__}: {value}"[:300]}
-                continue
-            meta, host = describe(value)
-            results[key][method] = meta
-            arrays[f"{key}|{method}"] = host
-    except BaseException as exc:
-        results[key] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-if mode == "numpy":
-    assert "torch" not in sys.modules
-results["_seconds"] = time.perf_counter() - started
-np.savez(out, **arrays)
-with open(out + ".json", "w") as f:
-    json.dump(results, f)
-"""

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from _compare import as_numpy, assert_identical
-from _sklearn_cases import METHODS, fit_instance
+from _sklearn_cases import fit_special_input, outputs
 
 import devpersist
 
@@ -203,7 +203,7 @@ def fit_case(est: Any, case: Case) -> tuple[Any, Any]:
     from sklearn.utils._testing import set_random_state
 
     if case.label == "special input":
-        return fit_instance(est)
+        return fit_special_input(est)
     fitted = clone(est).set_params(**case.params)
     X, y, fit_params = _data(fitted, case.target)
     set_random_state(fitted)
@@ -211,22 +211,6 @@ def fit_case(est: Any, case: Case) -> tuple[Any, Any]:
         warnings.simplefilter("ignore")
         fitted.fit(X, y, **fit_params)
     return fitted, X
-
-
-def outputs(est: Any, X: Any) -> dict[str, Any]:
-    """Each output method's result on ``X``; a method that raises records its error type."""
-    result: dict[str, Any] = {}
-    for name in METHODS:
-        method = getattr(est, name, None)
-        if method is None:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result[name] = method(X)
-        except Exception as exc:
-            result[name] = ("raised", type(exc).__name__)
-    return result
 
 
 def _same(a: Any, b: Any, method: str) -> bool:
@@ -243,7 +227,9 @@ def _same(a: Any, b: Any, method: str) -> bool:
     return True
 
 
-def _compare(fitted: Any, X: Any, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+def compare_outputs(
+    fitted: Any, X: Any, before: dict[str, Any], after: dict[str, Any]
+) -> list[str]:
     """Assert ``after`` is ``before`` bit for bit; return the methods let through at 1e-12.
 
     A method whose output also changes in its last bits after pickle's own round trip
@@ -287,7 +273,7 @@ def run_estimator(est: Any, name: str) -> Outcome:
             before = outputs(fitted, X)
             loaded = devpersist.loads(devpersist.dumps(fitted))  # default, safe options
             assert type(loaded) is type(fitted), f"{type(loaded)} != {type(fitted)}"
-            tolerated = _compare(fitted, X, before, outputs(loaded, X))
+            tolerated = compare_outputs(fitted, X, before, outputs(loaded, X))
             outcome.tolerated += [f"{case.label}: {method}" for method in tolerated]
         except Exception as exc:
             outcome.failures.append(f"{case.label}: {type(exc).__name__}: {exc}"[:600])

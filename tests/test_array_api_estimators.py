@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import warnings
 
+import array_api_strict as xps
 import numpy as np
 import pytest
+import sklearn
 
 import devpersist
-
-sklearn = pytest.importorskip("sklearn")
 
 
 def _cuda_available() -> bool:
@@ -41,7 +41,6 @@ def _to_backend(array: np.ndarray, backend: str):
     if backend.startswith("torch"):
         torch = pytest.importorskip("torch")
         return torch.asarray(array, device="cuda" if backend == "torch-cuda" else "cpu")
-    xps = pytest.importorskip("array_api_strict")
     return xps.asarray(array, device=xps.Device("device1"))
 
 
@@ -49,7 +48,6 @@ def _to_host(value, backend: str):
     """The same values on the backend's host device (still the backend's library)."""
     if backend.startswith("torch"):
         return value.cpu()
-    xps = pytest.importorskip("array_api_strict")
     return xps.asarray(
         np.asarray(value.to_device(xps.Device("CPU_DEVICE"))), device=xps.Device("CPU_DEVICE")
     )
@@ -64,7 +62,6 @@ def _numpy(value):
     if type(value).__module__.startswith("torch"):
         return value.detach().cpu().numpy()
     if type(value).__module__.startswith("array_api_strict"):
-        xps = pytest.importorskip("array_api_strict")
         return np.asarray(value.to_device(xps.Device("CPU_DEVICE")))
     return np.asarray(value)
 
@@ -161,6 +158,13 @@ def _cases():
     }
 
 
+#: (estimator, backend) pairs scikit-learn itself cannot fit, with the error it raises:
+#: the test checks that it still does (an entry to remove when scikit-learn fixes it).
+KNOWN_LIMITS = {
+    # temperature scaling calls ``.reshape``, which the array API has as a function only
+    ("CalibratedClassifierCV", "array_api_strict"): (AttributeError, "reshape"),
+}
+
 METHODS = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
 
 
@@ -204,11 +208,13 @@ def test_dump_load_everywhere(name, backend):
     with warnings.catch_warnings(), sklearn.config_context(array_api_dispatch=True):
         warnings.simplefilter("ignore")  # solver notices from scikit-learn
         est = factory()
-        try:
-            est.fit(X) if y is None else est.fit(X, y)
-            expected = _outputs(est, X)
-        except (AttributeError, TypeError, ValueError) as exc:  # before devpersist is involved
-            pytest.skip(f"scikit-learn {sklearn.__version__} cannot run {name} on {backend}: {exc}")
+        if (name, backend) in KNOWN_LIMITS:  # before devpersist is involved
+            error, match = KNOWN_LIMITS[name, backend]
+            with pytest.raises(error, match=match):
+                est.fit(X) if y is None else est.fit(X, y)
+            pytest.skip(f"scikit-learn {sklearn.__version__} cannot fit {name} on {backend}")
+        est.fit(X) if y is None else est.fit(X, y)
+        expected = _outputs(est, X)
         data = devpersist.dumps(est)
     assert expected, "no method to compare"
     saved_devices = {a["device"] for a in devpersist.info(data)["arrays"]}
@@ -225,6 +231,7 @@ def test_dump_load_everywhere(name, backend):
     same = devpersist.loads(data)
     with caller():
         got = _outputs(same, X)
+    assert got.keys() == expected.keys()
     for method, value in expected.items():
         assert type(got[method]) is type(value)
         assert _device(got[method]) == _device(value)
@@ -235,16 +242,17 @@ def test_dump_load_everywhere(name, backend):
     assert {a["device"] for a in devpersist.info(data)["arrays"]} == saved_devices  # file untouched
     with caller():
         got = _outputs(host, _to_host(X, backend))
+    assert got.keys() == expected.keys()
     for method, value in expected.items():
+        assert type(got[method]) is type(value), method
         assert _device(got[method]) == HOST[backend]
         np.testing.assert_allclose(_numpy(got[method]), _numpy(value), rtol=1e-12, atol=1e-12)
 
     # 3. plain numpy: no dispatch, no torch needed; numpy kernels round differently
     plain = devpersist.loads(data, namespace="numpy")
-    assert not isinstance(plain, devpersist.ConfiguredEstimator) or not plain.devpersist_config.get(
-        "array_api_dispatch"
-    )
+    assert not isinstance(plain, devpersist.ConfiguredEstimator)  # nothing to restore
     got = _outputs(plain, Xn)
+    assert got.keys() == expected.keys()
     for method, value in expected.items():
         assert isinstance(got[method], np.ndarray), method
         np.testing.assert_allclose(got[method], _numpy(value), rtol=1e-6, atol=1e-9)

@@ -11,9 +11,6 @@ import pytest
 
 import devpersist
 
-pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-
 # Never let botocore look for credentials on the network (instance metadata service).
 SAFE_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -25,6 +22,9 @@ SAFE_ENV = {
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
+    """An S3 API server on loopback (skips when s3fs or moto, the remote test tools, are absent)."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
     saved = {k: os.environ.get(k) for k in SAFE_ENV}
     os.environ.update(SAFE_ENV)
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -88,13 +88,15 @@ def test_info_reads_only_the_manifest(s3, monkeypatch):
 
 def test_failed_upload_leaves_no_object(s3, monkeypatch):
     fs, options, _ = s3
-    from devpersist import _format
+    import s3fs
 
-    def broken(f, graph, blobs, metadata, **options):
-        f.write(b"x" * 1000)
+    real_write = s3fs.core.S3File.write
+
+    def broken(self, data):  # the connection drops after the first bytes
+        real_write(self, b"x" * 1000)
         raise OSError("network went away")
 
-    monkeypatch.setattr(_format, "write_container", broken)
+    monkeypatch.setattr(s3fs.core.S3File, "write", broken)
     with pytest.raises(OSError, match="network went away"):
         devpersist.dump({"a": np.arange(3)}, "s3://models/partial.dvp", storage_options=options)
     fs.invalidate_cache()
@@ -128,6 +130,7 @@ def test_cli_on_urls_and_its_errors(s3, model, tmp_path):
 
 
 def test_memory_and_file_urls(tmp_path, model):
+    pytest.importorskip("fsspec")
     est, X = model
     for url in ("memory://bucket/m.dvp", f"file://{tmp_path}/m.dvp"):
         devpersist.dump(est, url)

@@ -1,4 +1,10 @@
-"""Every estimator of scikit-learn's test instance generator round-trips safely."""
+"""scikit-learn round trips the estimator matrix does not cover: pandas frames with string
+columns, string labels with float32 and sparse input, masked arrays and numpy scalars in a
+search's results, and a warning-free round trip.
+
+Every estimator of scikit-learn's test instance generator, on every target kind, is in
+``test_estimator_matrix.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,8 @@ import warnings
 import numpy as np
 import pytest
 from _compare import assert_identical
-from _sklearn_cases import fit_instance, instance_id, outputs, sklearn_instances
 
 import devpersist
-
-# Their outputs depend on the memory alignment of the arrays handed to BLAS, which no
-# serializer controls: pickle's round trip differs from the original by the same ~1e-16.
-BLAS_ALIGNMENT_SENSITIVE = {"KernelRidge", "LabelPropagation", "LabelSpreading"}
-
-
-@pytest.mark.parametrize("estimator", sklearn_instances(), ids=instance_id)
-def test_round_trip_every_estimator(estimator):
-    fitted, X = fit_instance(estimator)
-    before = outputs(fitted, X)
-    loaded = devpersist.loads(devpersist.dumps(fitted))  # default, safe loading
-    assert type(loaded) is type(fitted)
-    after = outputs(loaded, X)
-    assert before.keys() == after.keys()
-    for method in before:
-        if type(fitted).__name__ in BLAS_ALIGNMENT_SENSITIVE:
-            np.testing.assert_allclose(after[method], before[method], rtol=1e-12, atol=1e-15)
-        else:
-            assert_identical(before[method], after[method], method)
 
 
 def _string_frame():
@@ -112,4 +98,5 @@ def test_warnings_clean():
     model = LinearRegression().fit(np.eye(3), np.arange(3.0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        devpersist.loads(devpersist.dumps(model))
+        loaded = devpersist.loads(devpersist.dumps(model))
+    assert_identical(model.predict(np.eye(3)), loaded.predict(np.eye(3)))

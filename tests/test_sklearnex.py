@@ -7,18 +7,19 @@ loads every file and computes the outputs again.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
+import sklearn
 from _compare import assert_identical
 
 import devpersist
-
-sklearnex = pytest.importorskip("sklearnex")
-sklearn = pytest.importorskip("sklearn")
 
 METHODS = ("predict", "predict_proba", "decision_function", "transform", "score_samples",
            "kneighbors", "mahalanobis")  # fmt: skip
@@ -31,56 +32,85 @@ ATTRIBUTES = {
 }
 
 
-def _cases():
-    from sklearnex import basic_statistics as bs
-    from sklearnex import cluster, covariance, ensemble, neighbors, svm
-    from sklearnex import decomposition as dec
-    from sklearnex import linear_model as lm
-    from sklearnex.preview.covariance import EmpiricalCovariance
+_FOREST = {"n_estimators": 5, "random_state": 0}
+#: name: (module, class, params, target: "reg" | "clf" | None); classes are imported by
+#: the fixture, after it checks that sklearnex is installed (collection needs no sklearnex)
+CASES = {
+    "LinearRegression": ("sklearnex.linear_model", "LinearRegression", {}, "reg"),
+    "Ridge": ("sklearnex.linear_model", "Ridge", {}, "reg"),
+    "LogisticRegression": ("sklearnex.linear_model", "LogisticRegression", {}, "clf"),
+    "IncrementalLinearRegression": (
+        "sklearnex.linear_model",
+        "IncrementalLinearRegression",
+        {},
+        "reg",
+    ),
+    "IncrementalRidge": ("sklearnex.linear_model", "IncrementalRidge", {}, "reg"),
+    "PCA": ("sklearnex.decomposition", "PCA", {"n_components": 2}, None),
+    "KMeans": (
+        "sklearnex.cluster",
+        "KMeans",
+        {"n_clusters": 2, "n_init": 2, "random_state": 0},
+        None,
+    ),
+    "DBSCAN": ("sklearnex.cluster", "DBSCAN", {"eps": 0.3}, None),
+    "KNeighborsClassifier": (
+        "sklearnex.neighbors",
+        "KNeighborsClassifier",
+        {"n_neighbors": 3},
+        "clf",
+    ),
+    "KNeighborsRegressor": (
+        "sklearnex.neighbors",
+        "KNeighborsRegressor",
+        {"n_neighbors": 3},
+        "reg",
+    ),
+    "NearestNeighbors": ("sklearnex.neighbors", "NearestNeighbors", {"n_neighbors": 3}, None),
+    "LocalOutlierFactor": ("sklearnex.neighbors", "LocalOutlierFactor", {"novelty": True}, None),
+    "RandomForestClassifier": ("sklearnex.ensemble", "RandomForestClassifier", _FOREST, "clf"),
+    "RandomForestRegressor": ("sklearnex.ensemble", "RandomForestRegressor", _FOREST, "reg"),
+    "ExtraTreesClassifier": ("sklearnex.ensemble", "ExtraTreesClassifier", _FOREST, "clf"),
+    "ExtraTreesRegressor": ("sklearnex.ensemble", "ExtraTreesRegressor", _FOREST, "reg"),
+    "SVC": ("sklearnex.svm", "SVC", {}, "clf"),
+    "SVR": ("sklearnex.svm", "SVR", {}, "reg"),
+    "NuSVC": ("sklearnex.svm", "NuSVC", {}, "clf"),
+    "NuSVR": ("sklearnex.svm", "NuSVR", {}, "reg"),
+    "BasicStatistics": ("sklearnex.basic_statistics", "BasicStatistics", {}, None),
+    "IncrementalBasicStatistics": (
+        "sklearnex.basic_statistics",
+        "IncrementalBasicStatistics",
+        {},
+        None,
+    ),
+    "EmpiricalCovariance": ("sklearnex.preview.covariance", "EmpiricalCovariance", {}, None),
+    "IncrementalEmpiricalCovariance": (
+        "sklearnex.covariance",
+        "IncrementalEmpiricalCovariance",
+        {},
+        None,
+    ),
+}
 
-    forest = {"n_estimators": 5, "random_state": 0}
-    return {  # name: (class, params, target: "reg" | "clf" | None)
-        "LinearRegression": (lm.LinearRegression, {}, "reg"),
-        "Ridge": (lm.Ridge, {}, "reg"),
-        "LogisticRegression": (lm.LogisticRegression, {}, "clf"),
-        "IncrementalLinearRegression": (lm.IncrementalLinearRegression, {}, "reg"),
-        "IncrementalRidge": (lm.IncrementalRidge, {}, "reg"),
-        "PCA": (dec.PCA, {"n_components": 2}, None),
-        "KMeans": (cluster.KMeans, {"n_clusters": 2, "n_init": 2, "random_state": 0}, None),
-        "DBSCAN": (cluster.DBSCAN, {"eps": 0.3}, None),
-        "KNeighborsClassifier": (neighbors.KNeighborsClassifier, {"n_neighbors": 3}, "clf"),
-        "KNeighborsRegressor": (neighbors.KNeighborsRegressor, {"n_neighbors": 3}, "reg"),
-        "NearestNeighbors": (neighbors.NearestNeighbors, {"n_neighbors": 3}, None),
-        "LocalOutlierFactor": (neighbors.LocalOutlierFactor, {"novelty": True}, None),
-        "RandomForestClassifier": (ensemble.RandomForestClassifier, forest, "clf"),
-        "RandomForestRegressor": (ensemble.RandomForestRegressor, forest, "reg"),
-        "ExtraTreesClassifier": (ensemble.ExtraTreesClassifier, forest, "clf"),
-        "ExtraTreesRegressor": (ensemble.ExtraTreesRegressor, forest, "reg"),
-        "SVC": (svm.SVC, {}, "clf"),
-        "SVR": (svm.SVR, {}, "reg"),
-        "NuSVC": (svm.NuSVC, {}, "clf"),
-        "NuSVR": (svm.NuSVR, {}, "reg"),
-        "BasicStatistics": (bs.BasicStatistics, {}, None),
-        "IncrementalBasicStatistics": (bs.IncrementalBasicStatistics, {}, None),
-        "EmpiricalCovariance": (EmpiricalCovariance, {}, None),
-        "IncrementalEmpiricalCovariance": (covariance.IncrementalEmpiricalCovariance, {}, None),
-    }
 
-
-OUTPUTS = """
-import warnings
 def outputs(name, est, X):
+    """What the test compares: every method's output on X, and the listed attributes."""
     out = {}
-    for method in %r:
+    for method in METHODS:
         if hasattr(est, method):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 out[method] = getattr(est, method)(X)
-    for attr in %r.get(name, ()):
+    for attr in ATTRIBUTES.get(name, ()):
         out[attr] = getattr(est, attr)
     return out
-""" % (METHODS, ATTRIBUTES)
-exec(OUTPUTS)  # the same function runs here and in the child process
+
+
+# the same function runs here and in the child process
+OUTPUTS = (
+    f"import warnings\nMETHODS = {METHODS!r}\nATTRIBUTES = {ATTRIBUTES!r}\n"
+    + inspect.getsource(outputs)
+)
 
 CHILD = """
 import sys, devpersist
@@ -104,11 +134,13 @@ def _data(backend):
 
 @pytest.fixture(scope="module")
 def round_trips(tmp_path_factory):
+    pytest.importorskip("sklearnex")
     folder = tmp_path_factory.mktemp("sklearnex")
     expected, names = {}, []
     for backend in ("numpy", "torch"):
         X, targets = _data(backend)
-        for name, (cls, params, target) in _cases().items():
+        for name, (module, class_name, params, target) in CASES.items():
+            cls = getattr(importlib.import_module(module), class_name)
             key = f"{name}-{backend}"
             with sklearn.config_context(array_api_dispatch=backend == "torch"):
                 est = cls(**params)
@@ -125,7 +157,7 @@ def round_trips(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("name", list(_cases()))
+@pytest.mark.parametrize("name", list(CASES))
 def test_round_trip_in_a_fresh_process(round_trips, name, backend):
     folder, expected = round_trips
     key = f"{name}-{backend}"
@@ -133,6 +165,7 @@ def test_round_trip_in_a_fresh_process(round_trips, name, backend):
     assert got.keys() == expected[key].keys() and got
     for what, value in expected[key].items():
         if isinstance(value, tuple):  # kneighbors: (distances, indices)
+            assert type(got[what]) is tuple and len(got[what]) == len(value)
             for a, b in zip(value, got[what]):
                 assert_identical(a, b, f"{key}.{what}")
         else:

@@ -24,7 +24,7 @@ pickle's error): that is the estimator's limitation, not the serializer's.
 
 Not applicable: estimators taking no 2-d array (text vectorizers, ``DictVectorizer``,
 ``FeatureHasher``, label encoders, image patch extractors, ``IsotonicRegression``):
-scikit-learn does not run the check on them. They round-trip in ``test_sklearn.py``.
+scikit-learn does not run the check on them. They round-trip in ``test_estimator_matrix.py``.
 """
 
 from __future__ import annotations

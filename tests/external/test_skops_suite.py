@@ -303,9 +303,9 @@ def test_can_persist_fitted(estimator):
 
 def _compare_outputs(estimator, loaded, X):
     """Bit for bit, except where pickle's own round trip cannot keep the bits either."""
-    from _variations import _compare
+    from _variations import compare_outputs
 
-    _compare(estimator, X, _outputs(estimator, X), _outputs(loaded, X))
+    compare_outputs(estimator, X, _outputs(estimator, X), _outputs(loaded, X))
 
 
 @pytest.mark.parametrize("estimator", **_params(_unsupported_estimators(), _ids))
