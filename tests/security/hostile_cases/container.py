@@ -22,8 +22,8 @@ CONTAINER_CASES = [
         (NotDevpersistError,),
     ),
     Case(
-        "header-version-2",
-        lambda c: H.with_header(armed_file(c), version=2),
+        "header-version-3",
+        lambda c: H.with_header(armed_file(c), version=3),
         (UnsupportedFormatVersionError,),
     ),
     Case(
