@@ -62,20 +62,22 @@ class _Text:
 
 OPAQUE: Any = _Opaque()
 TEXT: Any = _Text()
-_NUMBERS = (int, float, bool)
 
 
 class _Box:
     """A container or call result on the abstract stack, with what was put in it."""
 
-    __slots__ = ("buckets", "depth", "keyed", "kids", "kind", "opaque", "value")
+    __slots__ = ("buckets", "depth", "hash", "keyed", "kids", "kind", "opaque", "token")
 
     def __init__(self, kind: str, keyed: bool = False) -> None:
         self.kind = kind
         self.keyed = keyed  # its items are hashed (set, frozenset, dict keys)
         self.opaque = 0
         self.buckets: dict[int, Any] | None = None
-        self.value: Any = None  # a tuple of numbers: the tuple; of text: TEXT
+        # a tuple of numbers: a str naming its value (equal values, equal tokens) and
+        # ``hash`` its hash(); a tuple holding text: TEXT; anything else: None
+        self.token: Any = None
+        self.hash = 0
         self.depth = 1
         self.kids: tuple[_Box, ...] = ()  # a short tuple's containers (call arguments)
 
@@ -88,12 +90,14 @@ def _add(box: _Box, item: Any, keyed: bool) -> None:
     """Account for ``item`` going into ``box``: the hash-flood guard."""
     tp = type(item)
     if tp is float:
+        if item != item:  # NaN: hash() is the object's address, like text unpredictable
+            return
         h, token = hash(item), item.hex()
     elif tp is int or tp is bool:
         h, token = hash(item), hex(item)
-    elif tp is _Box and type(item.value) is tuple:
-        h, token = hash(item.value), repr(item.value)
-    elif item is None or item is TEXT or (tp is _Box and item.value is TEXT):
+    elif tp is _Box and type(item.token) is str:
+        h, token = item.hash, item.token
+    elif item is None or item is TEXT or (tp is _Box and item.token is TEXT):
         return
     else:
         if keyed:
@@ -127,9 +131,32 @@ def _add(box: _Box, item: Any, keyed: bool) -> None:
             )
 
 
-def _tuple(items: list[Any]) -> _Box:
+# CPython's tuple hash (Objects/tupleobject.c, xxHash-based, 64-bit builds): a tuple's
+# hash from its items' hashes, so that a tuple of tuples is hashed in one pass over its
+# own items (hashing the nested value afresh doubled the work per level of sharing)
+_M64 = 2**64 - 1
+_XXPRIME_1 = 11400714785074694791
+_XXPRIME_2 = 14029467366897019727
+_XXPRIME_5 = 2870177450012600261
+
+
+def tuple_hash(hashes: list[int]) -> int:
+    """``hash(t)`` for a tuple ``t`` whose items hash to ``hashes`` (64-bit CPython)."""
+    acc = _XXPRIME_5
+    for lane in hashes:
+        acc = (acc + (lane & _M64) * _XXPRIME_2) & _M64
+        acc = ((acc << 31) | (acc >> 33)) & _M64
+        acc = (acc * _XXPRIME_1) & _M64
+    acc = (acc + (len(hashes) ^ (_XXPRIME_5 ^ 3527539))) & _M64
+    if acc == _M64:
+        return 1546275796
+    return acc - 2**64 if acc >= 2**63 else acc
+
+
+def _tuple(items: list[Any], interned: dict[tuple[str, ...], str]) -> _Box:
     box = _Box("tuple")
-    values: list[Any] = []
+    tokens: list[str] = []  # what repr() would tell apart, without repr()'s int limit
+    hashes: list[int] = []
     numeric, text = True, False
     depth = 0
     for item in items:
@@ -138,16 +165,21 @@ def _tuple(items: list[Any]) -> _Box:
         if tp is _Box:
             if item.depth > depth:
                 depth = item.depth
-            if type(item.value) is tuple:
-                values.append(item.value)
-            elif item.value is TEXT:
+            if type(item.token) is str:
+                tokens.append(item.token)
+                hashes.append(item.hash)
+            elif item.token is TEXT:
                 text, numeric = True, False
             else:
                 numeric = False
-        elif item is TEXT:
+        elif item is TEXT or (tp is float and item != item):  # text, NaN
             text, numeric = True, False
-        elif tp in _NUMBERS or item is None:
-            values.append(item)
+        elif tp is int or tp is float:
+            tokens.append(hex(item) if tp is int else item.hex())
+            hashes.append(hash(item))
+        elif tp is bool or item is None:
+            tokens.append(repr(item))
+            hashes.append(hash(item))
         else:
             numeric = False
     box.depth = depth + 1
@@ -156,9 +188,16 @@ def _tuple(items: list[Any]) -> _Box:
     if box.depth > MAX_TUPLE_DEPTH:
         raise _limit("MAX_TUPLE_DEPTH", f"nests tuples deeper than {MAX_TUPLE_DEPTH} levels")
     if text:
-        box.value = TEXT
+        box.token = TEXT
     elif numeric:
-        box.value = tuple(values)
+        # one token per distinct value: nested tuples are named by their tokens, so
+        # comparing two values never walks them
+        key = tuple(tokens)
+        token = interned.get(key)
+        if token is None:
+            token = interned[key] = f"t{len(interned)}"
+        box.token = token
+        box.hash = tuple_hash(hashes)
     return box
 
 
@@ -209,6 +248,7 @@ def precheck(data: bytes | memoryview) -> None:
     memo_size = 0
     memo: list[Any] = []
     stack: list[Any] = []
+    interned: dict[tuple[str, ...], str] = {}
     marks: list[int] = []
     pos = 0
     args = _ARGS
@@ -289,7 +329,7 @@ def precheck(data: bytes | memoryview) -> None:
                 else:
                     marks.pop()
             elif code == 0x29:  # EMPTY_TUPLE
-                stack.append(_tuple([]))
+                stack.append(_tuple([], interned))
             elif code == 0x5D:  # EMPTY_LIST
                 stack.append(_Box("list"))
                 spent += 1
@@ -342,7 +382,7 @@ def precheck(data: bytes | memoryview) -> None:
                     start = len(stack) - (code - 0x84)
                     if start < 0:
                         raise IndexError
-                box = _tuple(stack[start:])
+                box = _tuple(stack[start:], interned)
                 del stack[start:]
                 stack.append(box)
                 spent += 1

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devpersist import IntegrityError, ResourceLimitError
-from devpersist._opcodes import MAX_SHARED_HASH, precheck
+from devpersist._opcodes import MAX_SHARED_HASH, precheck, tuple_hash
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5),
@@ -81,3 +81,33 @@ def test_dump_refuses_what_no_reader_accepts(tmp_path) -> None:  # type: ignore[
     assert list(tmp_path.iterdir()) == []
     small = {np.int64(i): i for i in range(500)}
     assert devpersist.loads(devpersist.dumps(small)) == small
+
+
+def test_shared_nested_tuples_cost_linear_time() -> None:
+    # ((t, t), (t, t))...: 40 levels of DUP + TUPLE2 are 80 bytes; hashing the value of
+    # each level afresh doubled the work per level (12 s at 22 levels, forever at 40)
+    import time
+
+    stream = W.PROTO5 + b"K\x01\x85" + b"2\x86" * 40 + W.NONE + b"\x86" + W.STOP
+    start = time.perf_counter()
+    precheck(stream)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_huge_integer_in_a_tuple_key_is_walked() -> None:
+    # repr() of an int over 4300 digits raises ValueError: the walker must not use it
+    value = {(10**5000, 1): None, (10**5000 + 1, 1): None}
+    precheck(pickle.dumps(value, protocol=5))
+
+
+numeric = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False)),
+    lambda c: st.lists(c, max_size=5).map(tuple),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.lists(numeric, max_size=6).map(tuple))
+def test_tuple_hash_is_cpythons(value: tuple) -> None:  # type: ignore[type-arg]
+    assert tuple_hash([hash(item) for item in value]) == hash(value)
