@@ -370,7 +370,7 @@ static int key_put(state *s, size_t *len, uint8_t kind, const void *p, size_t n)
     if (n > SIZE_MAX - 1 - *len) return (PyErr_NoMemory(), -1);
     if (grow((void **)&s->kbuf, &s->kcap, *len + 1 + n, 1) < 0) return -1;
     s->kbuf[(*len)++] = kind;
-    memcpy(s->kbuf + *len, p, n);
+    if (n) memcpy(s->kbuf + *len, p, n); /* p may be NULL when n is 0 (None) */
     *len += n;
     return 0;
 }
