@@ -511,7 +511,8 @@ static uint8_t KIND[256], SIZE[256];
 
 static void init_tables(void) {
     memset(KIND, 255, sizeof KIND);
-    const char *k0 = "NM\x88\x89]ael)t\x85\x86\x87}dsu\x8f\x90\x91" "0(12\x94\x93Rbo\x81\x92.Q\x97\x98";
+    const char *k0 = "NM\x88\x89]ael)t\x85\x86\x87}dsu\x8f\x90\x91"
+                     "0(12\x94\x93Rbo\x81\x92.Q\x97\x98";
     for (const char *c = k0; *c; c++) KIND[(uint8_t)*c] = 0;
     struct { const char *codes; uint8_t kind, size; } rows[] = {
         {"K\x82hq\x80", 1, 1}, {"M\x83", 1, 2}, {"J\x84", 1, 4}, {"jr", 1, 4},
