@@ -1,5 +1,5 @@
 /* The opcode pre-pass of devpersist._opcodes, compiled: the same walk, verdicts,
- * exception classes, messages and limits, about fifty times faster.
+ * exception classes, messages and limits, 20 to 90 times faster (security.md).
  *
  * devpersist/_opcodes.py is the reference; this file follows it branch by branch (the
  * comments name the Python it mirrors) and the tests run both on the same inputs. It is

@@ -287,3 +287,18 @@ def test_tuples_with_different_hashes_are_not_counted_together(walker) -> None: 
     # hash(None) is not hash(0): two groups of 4 and 5 colliding tuples, none over 8
     items = [(0, 1 + j * M61) for j in range(1, 5)] + [(None, 1 + j * M61) for j in range(1, 6)]
     walker(pickle.dumps(set(items), protocol=5))
+
+
+def test_the_c_source_compiles_without_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler")
+    source = Path(__file__).parents[2] / "devpersist" / "_opscan.c"
+    include = sysconfig.get_paths()["include"]
+    flags = ["-Wall", "-Wextra", "-Werror", "-Wshadow", "-fsyntax-only"]
+    done = subprocess.run([cc, *flags, f"-I{include}", str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
