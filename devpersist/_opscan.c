@@ -544,7 +544,11 @@ static int read_long(const uint8_t *p, size_t n, val *out) {
         out->u.i = (int64_t)u;
         return 0;
     }
-    PyObject *o = _PyLong_FromByteArray(p, n, 1, 1);
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *o = PyLong_FromNativeBytes(p, n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+    PyObject *o = _PyLong_FromByteArray(p, n, 1, 1); /* little-endian, signed */
+#endif
     out->tag = V_BIG;
     out->u.p = p;
     out->n = n;
