@@ -141,7 +141,7 @@ numeric = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(value=st.lists(numeric, max_size=6).map(tuple))
 def test_tuple_hash_is_cpythons(value: tuple) -> None:  # type: ignore[type-arg]
     assert tuple_hash([hash(item) for item in value]) == hash(value)
@@ -242,7 +242,7 @@ streams = st.one_of(
 )
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(stream=streams)
 def test_both_walkers_agree(compiled, stream: bytes) -> None:  # type: ignore[no-untyped-def]
     expected = _verdict(IMPLEMENTATIONS["python"], stream)
