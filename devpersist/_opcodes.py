@@ -73,6 +73,18 @@ OPAQUE: Any = _Opaque()
 TEXT: Any = _Text()
 
 
+class _Big:
+    """An integer of more than 8 bytes (``LONG1``/``LONG4``), with its hash and token
+    computed once: both take time linear in its size, and the memo may hand the same
+    integer to thousands of containers for 2 bytes each."""
+
+    __slots__ = ("hash", "token")
+
+    def __init__(self, value: int) -> None:
+        self.hash = hash(value)
+        self.token = hex(value)
+
+
 class _Box:
     """A container or call result on the abstract stack, with what was put in it."""
 
@@ -104,6 +116,8 @@ def _add(box: _Box, item: Any, keyed: bool) -> None:
         h, token = hash(item), item.hex()
     elif tp is int or tp is bool:
         h, token = hash(item), hex(item)
+    elif tp is _Big:
+        h, token = item.hash, item.token
     elif tp is _Box and type(item.token) is str:
         h, token = item.hash, item.token
     elif item is None or item is TEXT or (tp is _Box and item.token is TEXT):
@@ -186,6 +200,9 @@ def _tuple(items: list[Any], interned: dict[tuple[str, ...], str]) -> _Box:
         elif tp is int or tp is float:
             tokens.append(hex(item) if tp is int else item.hex())
             hashes.append(hash(item))
+        elif tp is _Big:
+            tokens.append(item.token)
+            hashes.append(item.hash)
         elif tp is bool or item is None:
             tokens.append(repr(item))
             hashes.append(hash(item))
@@ -293,6 +310,8 @@ def precheck_python(data: bytes | memoryview) -> None:
                     raise IntegrityError("an opcode's argument runs past the object graph's end")
                 if code in (0x8A, 0x8B):  # LONG1, LONG4
                     arg = int.from_bytes(view[pos : pos + length], "little", signed=True)
+                    if length > 8:
+                        arg = _Big(arg)
                 pos += length
             elif kind >= 3:
                 for _ in range(kind - 2):

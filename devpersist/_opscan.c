@@ -235,7 +235,8 @@ static int tok_eq(const tok *a, const tok *b) {
     if (a->kind != b->kind) return 0;
     switch (a->kind) {
     case K_BIG:
-        return a->n == b->n && memcmp(a->u.p, b->u.p, a->n) == 0;
+        /* the same bytes (one LONG opcode, fetched from the memo): no need to look */
+        return a->n == b->n && (a->u.p == b->u.p || memcmp(a->u.p, b->u.p, a->n) == 0);
     case K_FLOAT:
         return a->u.bits == b->u.bits;
     default:

@@ -302,3 +302,17 @@ def test_the_c_source_compiles_without_warnings(tmp_path) -> None:  # type: igno
     flags = ["-Wall", "-Wextra", "-Werror", "-Wshadow", "-fsyntax-only"]
     done = subprocess.run([cc, *flags, f"-I{include}", str(source)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_big_integer_fetched_many_times_costs_linear_time(walker) -> None:  # type: ignore[no-untyped-def]
+    # a 256 kB integer stored once and appended 20 000 times (2 bytes each): hashing
+    # and naming it afresh on every append took minutes
+    import time
+
+    big = (1 << (8 * 256 * 1024 - 2)) + 12345
+    body = big.to_bytes(256 * 1024, "little", signed=True)
+    stream = (W.PROTO5 + W.EMPTY_LIST + b"\x8b" + len(body).to_bytes(4, "little") + body
+              + W.MEMOIZE + W.POP + (b"h\x00a") * 20_000 + W.STOP)  # fmt: skip
+    start = time.perf_counter()
+    walker(stream)
+    assert time.perf_counter() - start < 2.0
