@@ -8,8 +8,15 @@ megabyte of ``EMPTY_SET`` opcodes builds a million sets. This module walks the o
 first, without building anything, with an abstract stack that knows only what each
 item is (a number and its value, text, a container, or something a call returns), and
 refuses a stream that would break one of the limits below (``ResourceLimitError``,
-naming the limit). It is table-driven and allocation-light: the graph of a 500-tree
-forest (84 kB, 40 000 opcodes) is walked in about 30 ms.
+naming the limit).
+
+Two implementations give the same verdicts, exception classes and messages: the walker
+below (the reference: table-driven, about 1 µs per opcode) and ``devpersist._opscan``,
+the same walk in C (``_opscan.c``), an optional extension that ``pip install`` builds
+where a C compiler exists. :func:`precheck` uses the compiled one when it was built,
+unless the environment variable ``DEVPERSIST_PURE_PYTHON`` is set (to anything but
+``0``) when this module is first imported; :data:`IMPLEMENTATIONS` names those
+available (the tests run both).
 
 Hash floods. A set or dict whose keys share one ``hash()`` fills in quadratic time.
 ``str`` and ``bytes`` hashes are randomised per process (SipHash, ``PYTHONHASHSEED``),
@@ -27,7 +34,9 @@ directly to a call (``collections.Counter(list)`` hashes its argument).
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError
@@ -62,20 +71,34 @@ class _Text:
 
 OPAQUE: Any = _Opaque()
 TEXT: Any = _Text()
-_NUMBERS = (int, float, bool)
+
+
+class _Big:
+    """An integer of more than 8 bytes (``LONG1``/``LONG4``), with its hash and token
+    computed once: both take time linear in its size, and the memo may hand the same
+    integer to thousands of containers for 2 bytes each."""
+
+    __slots__ = ("hash", "token")
+
+    def __init__(self, value: int) -> None:
+        self.hash = hash(value)
+        self.token = hex(value)
 
 
 class _Box:
     """A container or call result on the abstract stack, with what was put in it."""
 
-    __slots__ = ("buckets", "depth", "keyed", "kids", "kind", "opaque", "value")
+    __slots__ = ("buckets", "depth", "hash", "keyed", "kids", "kind", "opaque", "token")
 
     def __init__(self, kind: str, keyed: bool = False) -> None:
         self.kind = kind
         self.keyed = keyed  # its items are hashed (set, frozenset, dict keys)
         self.opaque = 0
         self.buckets: dict[int, Any] | None = None
-        self.value: Any = None  # a tuple of numbers: the tuple; of text: TEXT
+        # a tuple of numbers: a str naming its value (equal values, equal tokens) and
+        # ``hash`` its hash(); a tuple holding text: TEXT; anything else: None
+        self.token: Any = None
+        self.hash = 0
         self.depth = 1
         self.kids: tuple[_Box, ...] = ()  # a short tuple's containers (call arguments)
 
@@ -88,12 +111,16 @@ def _add(box: _Box, item: Any, keyed: bool) -> None:
     """Account for ``item`` going into ``box``: the hash-flood guard."""
     tp = type(item)
     if tp is float:
+        if item != item:  # NaN: hash() is the object's address, like text unpredictable
+            return
         h, token = hash(item), item.hex()
     elif tp is int or tp is bool:
         h, token = hash(item), hex(item)
-    elif tp is _Box and type(item.value) is tuple:
-        h, token = hash(item.value), repr(item.value)
-    elif item is None or item is TEXT or (tp is _Box and item.value is TEXT):
+    elif tp is _Big:
+        h, token = item.hash, item.token
+    elif tp is _Box and type(item.token) is str:
+        h, token = item.hash, item.token
+    elif item is None or item is TEXT or (tp is _Box and item.token is TEXT):
         return
     else:
         if keyed:
@@ -127,9 +154,32 @@ def _add(box: _Box, item: Any, keyed: bool) -> None:
             )
 
 
-def _tuple(items: list[Any]) -> _Box:
+# CPython's tuple hash (Objects/tupleobject.c, xxHash-based, 64-bit builds): a tuple's
+# hash from its items' hashes, so that a tuple of tuples is hashed in one pass over its
+# own items (hashing the nested value afresh doubled the work per level of sharing)
+_M64 = 2**64 - 1
+_XXPRIME_1 = 11400714785074694791
+_XXPRIME_2 = 14029467366897019727
+_XXPRIME_5 = 2870177450012600261
+
+
+def tuple_hash(hashes: list[int]) -> int:
+    """``hash(t)`` for a tuple ``t`` whose items hash to ``hashes`` (64-bit CPython)."""
+    acc = _XXPRIME_5
+    for lane in hashes:
+        acc = (acc + (lane & _M64) * _XXPRIME_2) & _M64
+        acc = ((acc << 31) | (acc >> 33)) & _M64
+        acc = (acc * _XXPRIME_1) & _M64
+    acc = (acc + (len(hashes) ^ (_XXPRIME_5 ^ 3527539))) & _M64
+    if acc == _M64:
+        return 1546275796
+    return acc - 2**64 if acc >= 2**63 else acc
+
+
+def _tuple(items: list[Any], interned: dict[tuple[str, ...], str]) -> _Box:
     box = _Box("tuple")
-    values: list[Any] = []
+    tokens: list[str] = []  # what repr() would tell apart, without repr()'s int limit
+    hashes: list[int] = []
     numeric, text = True, False
     depth = 0
     for item in items:
@@ -138,16 +188,24 @@ def _tuple(items: list[Any]) -> _Box:
         if tp is _Box:
             if item.depth > depth:
                 depth = item.depth
-            if type(item.value) is tuple:
-                values.append(item.value)
-            elif item.value is TEXT:
+            if type(item.token) is str:
+                tokens.append(item.token)
+                hashes.append(item.hash)
+            elif item.token is TEXT:
                 text, numeric = True, False
             else:
                 numeric = False
-        elif item is TEXT:
+        elif item is TEXT or (tp is float and item != item):  # text, NaN
             text, numeric = True, False
-        elif tp in _NUMBERS or item is None:
-            values.append(item)
+        elif tp is int or tp is float:
+            tokens.append(hex(item) if tp is int else item.hex())
+            hashes.append(hash(item))
+        elif tp is _Big:
+            tokens.append(item.token)
+            hashes.append(item.hash)
+        elif tp is bool or item is None:
+            tokens.append(repr(item))
+            hashes.append(hash(item))
         else:
             numeric = False
     box.depth = depth + 1
@@ -156,9 +214,16 @@ def _tuple(items: list[Any]) -> _Box:
     if box.depth > MAX_TUPLE_DEPTH:
         raise _limit("MAX_TUPLE_DEPTH", f"nests tuples deeper than {MAX_TUPLE_DEPTH} levels")
     if text:
-        box.value = TEXT
+        box.token = TEXT
     elif numeric:
-        box.value = tuple(values)
+        # one token per distinct value: nested tuples are named by their tokens, so
+        # comparing two values never walks them
+        key = tuple(tokens)
+        token = interned.get(key)
+        if token is None:
+            token = interned[key] = f"t{len(interned)}"
+        box.token = token
+        box.hash = tuple_hash(hashes)
     return box
 
 
@@ -191,8 +256,10 @@ _TEXT_OPS = frozenset(b"UC\x8cTBX\x8e\x96\x8dSV")
 _SIZED = {code: struct.Struct(fmt) for code, (kind, _, fmt) in _ARGS.items() if fmt}
 
 
-def precheck(data: bytes | memoryview) -> None:
-    """Walk the opcodes of a pickle stream and refuse it before it is unpickled if it
+def precheck_python(data: bytes | memoryview) -> None:
+    """The reference walker of :func:`precheck`, in Python.
+
+    Walk the opcodes of a pickle stream and refuse it before it is unpickled if it
     breaks a resource limit, or if it is not a well-formed protocol <= 5 stream.
 
     Raises
@@ -209,6 +276,7 @@ def precheck(data: bytes | memoryview) -> None:
     memo_size = 0
     memo: list[Any] = []
     stack: list[Any] = []
+    interned: dict[tuple[str, ...], str] = {}
     marks: list[int] = []
     pos = 0
     args = _ARGS
@@ -242,6 +310,8 @@ def precheck(data: bytes | memoryview) -> None:
                     raise IntegrityError("an opcode's argument runs past the object graph's end")
                 if code in (0x8A, 0x8B):  # LONG1, LONG4
                     arg = int.from_bytes(view[pos : pos + length], "little", signed=True)
+                    if length > 8:
+                        arg = _Big(arg)
                 pos += length
             elif kind >= 3:
                 for _ in range(kind - 2):
@@ -289,7 +359,7 @@ def precheck(data: bytes | memoryview) -> None:
                 else:
                     marks.pop()
             elif code == 0x29:  # EMPTY_TUPLE
-                stack.append(_tuple([]))
+                stack.append(_tuple([], interned))
             elif code == 0x5D:  # EMPTY_LIST
                 stack.append(_Box("list"))
                 spent += 1
@@ -342,7 +412,7 @@ def precheck(data: bytes | memoryview) -> None:
                     start = len(stack) - (code - 0x84)
                     if start < 0:
                         raise IndexError
-                box = _tuple(stack[start:])
+                box = _tuple(stack[start:], interned)
                 del stack[start:]
                 stack.append(box)
                 spent += 1
@@ -459,3 +529,55 @@ def _decimal(text: bytes) -> int:
         return int(text.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise FormatError("malformed memo index in the object graph") from None
+
+
+def _compiled() -> Callable[[bytes | memoryview], None] | None:
+    """The compiled walker, bound to this module's errors and limits, or None where it
+    was not built (no C compiler at install time) or the environment forbids it."""
+    if os.environ.get("DEVPERSIST_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _opscan  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _opscan.bind(
+        IntegrityError, FormatError, ResourceLimitError, MIN_OBJECT_BUDGET,
+        BYTES_PER_OBJECT, MAX_SHARED_HASH, MAX_OPAQUE_KEYS, MAX_TUPLE_DEPTH,
+    )  # fmt: skip
+    walker: Callable[[bytes | memoryview], None] = _opscan.precheck
+    return walker
+
+
+_C_WALKER = _compiled()
+#: The pre-pass implementations available in this process, by name ("python" always;
+#: "c" where the extension was built and ``DEVPERSIST_PURE_PYTHON`` is not set).
+IMPLEMENTATIONS: dict[str, Callable[[bytes | memoryview], None]] = {"python": precheck_python}
+if _C_WALKER is not None:
+    IMPLEMENTATIONS["c"] = _C_WALKER
+
+
+def precheck(data: bytes | memoryview) -> None:
+    """Walk the opcodes of a pickle stream and refuse it before it is unpickled if it
+    breaks a resource limit, or if it is not a well-formed protocol <= 5 stream.
+
+    The compiled walker runs where it was built, else :func:`precheck_python`; both
+    give the same verdicts and messages.
+
+    Parameters
+    ----------
+    data : bytes or memoryview
+        The object graph's pickle stream.
+
+    Raises
+    ------
+    ResourceLimitError
+        A limit of this module, named in the message.
+    IntegrityError
+        The stream is malformed (unknown opcode, argument past the end, stack misuse).
+    FormatError
+        A text memo index (``GET``/``PUT``) is not a decimal number.
+    """
+    if _C_WALKER is not None:
+        _C_WALKER(data)
+    else:
+        precheck_python(data)
