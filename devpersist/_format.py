@@ -50,6 +50,8 @@ from ._pipeline import (
     staged_reads,
     write_hashed,
 )
+from .arrays import decoded_size as decoded_size  # re-exported for cli and _api
+from .arrays import dtype_from_descr, dtype_to_descr, namespaces
 
 MAGIC = b"\x89DVP\r\n\x1a\n"
 END_MAGIC = b"DVP1END\n"
@@ -380,8 +382,6 @@ MAX_ELEMENTS = 2**46
 #: ``meta.precision`` values and the dtype each is stored as.
 PRECISIONS = {"float16": "<f2", "bfloat16": "<u2"}
 MAX_RATIO = 100_000
-#: Array libraries a file may name (the handler registry's keys).
-NAMESPACES = frozenset({"numpy", "torch", "array_api_strict", "cupy", "jax", "dpnp"})
 
 
 def _check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[str]) -> None:
@@ -470,7 +470,7 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     codec = entry.get("codec")
     if codec is not None and codec not in CODECS:
         raise FormatError(f"{name}: unknown codec {shown(codec)}")
-    if entry["namespace"] not in NAMESPACES:
+    if entry["namespace"] not in namespaces():
         raise FormatError(f"{name}: unknown array namespace {shown(entry['namespace'])}")
     if len(entry["device"]) > 256:
         raise FormatError(f"{name}: device name too long")
@@ -514,106 +514,9 @@ def _validate_array_entry(name: str, entry: dict[str, Any]) -> None:
         )
 
 
-_DTYPE_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
-
-
-def _dtype_from_string(descr: str) -> Any:
-    """A dtype string of the closed set. With ``<``, ``>`` or ``|`` it must be numpy's own
-    spelling (``|i4`` and ``<b1`` are not); ``=`` or nothing means native order."""
-    import numpy as np
-
-    if not _DTYPE_RE.match(descr):
-        raise ValueError(descr)
-    dtype = np.dtype(descr)
-    order = descr[0] if descr[0] in "<>|=" else ""
-    if order in ("", "="):
-        if dtype.str[1:] != descr[len(order) :]:
-            raise ValueError(descr)
-    elif dtype.str != descr:
-        raise ValueError(descr)
-    return dtype
-
-
-_dtype_cache: dict[str, Any] = {}
-
-
-def storage_dtype(descr: Any, where: str = "array") -> Any:
-    """The numpy dtype of stored bytes, from a closed set: never objects, never code.
-
-    Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
-    with the same structured dtype).
-    """
-    key = descr if isinstance(descr, str) else repr(descr)  # repr: C speed, exact for JSON data
-    dtype = _dtype_cache.get(key)
-    if dtype is None:
-        dtype = _parse_dtype(descr, where)
-        if len(_dtype_cache) < 1024:
-            _dtype_cache[key] = dtype
-    return dtype
-
-
-def _parse_dtype(descr: Any, where: str) -> Any:
-    import numpy as np
-
-    try:
-        if isinstance(descr, str):
-            dtype = _dtype_from_string(descr)
-        else:
-            dtype = np.lib.format.descr_to_dtype(_descr_from_json(descr))
-    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-        raise FormatError(f"{where}: unsupported dtype {shown(descr)}") from exc
-    if dtype.hasobject:
-        raise FormatError(f"{where}: object dtypes are never stored as raw bytes")
-    return dtype
-
-
-def _descr_from_json(descr: Any, depth: int = 0) -> Any:
-    """JSON lists back to the tuples numpy's descr uses, validating as we go."""
-    if depth > 8 or not isinstance(descr, list):
-        raise ValueError("bad structured dtype")
-    fields: list[tuple[Any, ...]] = []
-    for field in descr:
-        if not isinstance(field, list) or len(field) not in (2, 3):
-            raise ValueError("bad structured field")
-        name, sub = field[0], field[1]
-        if not isinstance(name, str):
-            raise ValueError("bad field name")
-        if isinstance(sub, str):
-            _dtype_from_string(sub)
-        else:
-            sub = _descr_from_json(sub, depth + 1)
-        if len(field) == 3:
-            if not isinstance(field[2], list) or not all(
-                isinstance(n, int) and n >= 0 for n in field[2]
-            ):
-                raise ValueError("bad subarray shape")
-            fields.append((name, sub, tuple(field[2])))
-        else:
-            fields.append((name, sub))
-    return fields
-
-
-_json_cache: dict[Any, Any] = {}
-
-
-def dtype_to_json(dtype: Any) -> Any:
-    """Inverse of :func:`storage_dtype` (descr tuples become JSON lists); cached."""
-    import numpy as np
-
-    try:
-        return _json_cache[dtype]
-    except (KeyError, TypeError):
-        pass
-    value = _tuples_to_lists(np.lib.format.dtype_to_descr(dtype))
-    if len(_json_cache) < 1024:
-        _json_cache[dtype] = value
-    return value
-
-
-def _tuples_to_lists(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_tuples_to_lists(v) for v in value]
-    return value
+# The dtype grammar lives with the array handlers (one dtype table): re-exported here.
+storage_dtype = dtype_from_descr
+dtype_to_json = dtype_to_descr
 
 
 # --------------------------------------------------------------------------- sources
@@ -824,11 +727,3 @@ def _borrowed(worker: Worker | None, container: Container) -> Iterator[Worker]:
     else:
         with container.worker() as fresh:
             yield fresh
-
-
-def decoded_size(entry: dict[str, Any]) -> int:
-    """The bytes of an array entry once decoded (``shape × itemsize``)."""
-    count = 1
-    for n in entry["shape"]:
-        count *= n
-    return count * int(storage_dtype(entry["dtype"]).itemsize)

@@ -1,17 +1,24 @@
-"""Objects that name a device, a dtype or an array namespace, stored by name.
+"""Objects that name a device or an array namespace, stored by name.
 
 scikit-learn keeps some of these in fitted state (``PoissonRegressor._base_loss`` holds
 an array namespace *module* and a device). They are saved as plain strings and rebuilt
 on load, remapped the same way as the arrays (``namespace="numpy"`` turns a torch
 namespace into the numpy one, ``device="cpu"`` turns ``cuda:0`` into ``cpu``).
+
+Data flow: the pickler (``_graph``) calls :func:`namespace_name` and
+:func:`device_reduce` while saving; the reconstructors call :func:`namespace_module` and
+:func:`device_object` while building, which ask the load's :class:`Placement` (the
+``TARGET`` context variable, defined with it in ``_devices``). What a device object is,
+per library, is known to the array registry (``arrays``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 from typing import Any
 
+from . import arrays
+from ._devices import TARGET, Placement
 from ._exceptions import FormatError, UnsupportedObjectError
 
 # Families of namespace modules: (prefix, libraries it wraps). The module rebuilt is
@@ -24,8 +31,7 @@ _FAMILIES = {
 }
 _LIBRARY_OF = {"jax.numpy": "jax", "dask.array": "dask"}
 
-#: The Placement of the load in progress (see _devices.py); None outside a load.
-TARGET: contextvars.ContextVar[Any] = contextvars.ContextVar("devpersist_placement", default=None)
+__all__ = ["TARGET", "device_object", "device_reduce", "is_device_type", "namespace_module"]
 
 
 def namespace_name(module: Any) -> str:
@@ -68,36 +74,25 @@ def namespace_module(name: Any) -> Any:
 
 
 def is_device_type(tp: type) -> bool:
-    module, name = tp.__module__, tp.__name__
-    return (
-        (module == "torch" and name == "device")
-        or (module.startswith("array_api_strict") and name == "Device")
-        or (module.startswith("cupy") and name == "Device")
-    )
+    """Is ``tp`` a device object type of an array library (asks the registry)?"""
+    return arrays.is_device_type(tp)
 
 
 def device_reduce(obj: Any) -> tuple[str, str] | None:
     """``(namespace, device string)`` for a device object, else None. Never imports."""
-    tp = type(obj)
-    module = tp.__module__
-    if module == "torch" and tp.__name__ == "device":
-        return "torch", str(obj)
-    if module.startswith("array_api_strict") and tp.__name__ == "Device":
-        return "array_api_strict", obj._device
-    if module.startswith("cupy") and tp.__name__ == "Device":
-        return "cupy", f"cuda:{obj.id}"
-    return None
+    return arrays.namespace_of_device(obj)
 
 
 def device_object(namespace: Any, device: Any) -> Any:
     """Rebuild a device object, placed by the load's rules (as its arrays are)."""
     if not isinstance(namespace, str) or not isinstance(device, str):
         raise FormatError("malformed device record")
-    if namespace not in ("torch", "array_api_strict", "cupy"):
-        raise FormatError(f"unknown device namespace {namespace!r}")
+    if (
+        namespace not in arrays.namespaces()
+        or not arrays.handler_for_namespace(namespace).device_classes
+    ):
+        raise FormatError(f"unknown device namespace {namespace[:64]!r}")
     placement = TARGET.get()
     if placement is None:
-        from ._devices import Placement
-
         placement = Placement()
     return placement.device_object(namespace, device)

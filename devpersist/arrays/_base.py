@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._dtypes import STANDARD_CODES
+
 #: Bytes handed to the writer at a time; also the size of a host staging buffer.
 CHUNK_BYTES = 64 * 2**20
 #: ``stream(buffers, consume, wait)``: fills each staging buffer in turn with the next
@@ -31,8 +33,17 @@ CHUNK_BYTES = 64 * 2**20
 Stream = Callable[
     [Sequence[memoryview], Callable[[int, int, int], Any], Callable[[Any], None]], None
 ]
-#: numpy dtypes (kind and size) that every device array library has.
-STANDARD_DTYPES = frozenset("b1 i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())
+
+
+def imported(module: str, name: str) -> type | None:
+    """The class ``module.name`` if ``module`` is imported, else None; never imports.
+
+    The one detector behind every ``owns``/``device_types`` check (as array-api-compat's
+    ``is_*_array`` helpers look in ``sys.modules``), but by type and exact, so that the
+    result can be cached per type and subclasses stay foreign.
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
 
 
 @dataclass
@@ -61,7 +72,8 @@ class Encoded:
 
 
 class ArrayHandler:
-    """One array library. Subclasses set ``namespace`` and ``modules``."""
+    """One array library. The registry line (:class:`~devpersist.arrays.Library`) sets
+    ``namespace``, ``modules`` and ``install`` on the instance it creates."""
 
     #: Recorded in the manifest, e.g. ``"numpy"``, ``"torch"``.
     namespace: str = ""
@@ -69,6 +81,14 @@ class ArrayHandler:
     modules: tuple[str, ...] = ()
     #: The distribution to install when the library is missing.
     install: str = ""
+    #: The library's name in messages (default: the namespace).
+    label: str = ""
+    #: The element types :meth:`from_numpy` builds, as numpy kind-and-size codes.
+    dtypes: frozenset[str] = STANDARD_CODES
+    #: ``(module, class name)`` of the library's device object types (saved by name).
+    device_classes: tuple[tuple[str, str], ...] = ()
+    #: Advice appended when a subclass of the library's array is refused.
+    subclass_hint: str = ""
 
     def owns(self, tp: type) -> bool:
         """Is ``tp`` an array type of this library? Must not import anything."""
@@ -91,13 +111,29 @@ class ArrayHandler:
         """
         return ()
 
+    def device_types(self) -> tuple[type, ...]:
+        """The library's device object types that are imported (never imports)."""
+        found = (imported(module, name) for module, name in self.device_classes)
+        return tuple(tp for tp in found if tp is not None)
+
+    def device_string(self, device: Any) -> str:
+        """The device string recorded for one of :meth:`device_types`' objects."""
+        return str(device)
+
     def encode(self, obj: Any) -> Encoded:
         raise NotImplementedError
 
+    @staticmethod
+    def target(entry: dict[str, Any], device: str | None) -> str:
+        """The device to build on: ``device``, or the recorded one when None."""
+        return entry["device"] if device is None else device
+
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
         """Build this library's array from ``host`` (a numpy array of the stored bytes)
-        on ``device`` (None: the recorded one)."""
-        raise NotImplementedError
+        on ``device`` (None: the recorded one). By default: :meth:`require` then
+        :meth:`from_numpy`."""
+        self.require(host, entry)
+        return self.from_numpy(host, self.target(entry, device))
 
     def maps(self, entry: dict[str, Any], device: str | None) -> bool:
         """With ``mmap=True``, can this array on ``device`` be built over the mapped file's
@@ -149,10 +185,10 @@ class ArrayHandler:
     def numpy_dtype(self, entry: dict[str, Any]) -> Any:
         """The dtype :meth:`to_numpy` returns for ``entry``, known before any byte is
         read; raises :class:`~devpersist.DeviceError` if the array has no numpy form."""
-        from .._format import storage_dtype
+        from ._descr import dtype_from_descr
         from ._dtypes import check, numpy_dtype
 
-        stored = storage_dtype(entry["dtype"])
+        stored = dtype_from_descr(entry["dtype"])
         name = entry.get("meta", {}).get("dtype")
         if name is None:
             return stored
@@ -160,10 +196,7 @@ class ArrayHandler:
 
     def accepts(self, dtype: Any) -> bool:
         """Can :meth:`from_numpy` build an array of numpy ``dtype``?"""
-        return f"{dtype.kind}{dtype.itemsize}" in STANDARD_DTYPES
-
-    #: The library's name in messages.
-    label: str = ""
+        return f"{dtype.kind}{dtype.itemsize}" in self.dtypes
 
     def require(self, host: Any, entry: dict[str, Any]) -> None:
         """Raise a FormatError naming the array when this library cannot hold ``host``."""
@@ -174,7 +207,25 @@ class ArrayHandler:
             raise FormatError(f"{where}: {self.label or self.namespace} has no {host.dtype} arrays")
 
     def from_numpy(self, array: Any, device: str) -> Any:
-        """Convert a numpy array into this library's array on ``device``."""
+        """Convert a numpy array into this library's array on ``device``.
+
+        Brings ``array`` to native byte order and refuses a dtype the library lacks
+        (:class:`~devpersist.DeviceError`), then calls :meth:`build`.
+        """
+        import numpy as np
+
+        from .._exceptions import DeviceError
+        from ._dtypes import native
+
+        array = native(np.asarray(array))
+        if not self.accepts(array.dtype):
+            label = self.label or self.namespace
+            raise DeviceError(f"{label} has no dtype for numpy {array.dtype} arrays")
+        return self.build(array, device)
+
+    def build(self, array: Any, device: str) -> Any:
+        """This library's array on ``device`` from ``array``, a native-order numpy array
+        of a dtype :meth:`accepts`."""
         raise NotImplementedError
 
     def device_object(self, device: str) -> Any:
