@@ -59,9 +59,11 @@ class ArrayApiStrictHandler(ArrayHandler):
     def encode(self, obj: Any) -> Encoded:
         dtype = np.dtype(obj.dtype._np_dtype)  # the public DType has no numpy spelling
         shape = tuple(obj.shape)
+        from array_api_compat import to_device
+
         xp = sys.modules["array_api_strict"]
         # the library wraps a numpy array on every device: this is a view, not a copy
-        host = np.asarray(obj.to_device(xp.Device(_HOST)))
+        host = np.asarray(to_device(obj, xp.Device(_HOST)))
         # keep a Fortran layout (PCA's components_ is a transposed view): matmul rounds
         # differently on another layout, and loaded models must compute bit for bit
         order = "F" if fortran_like(host) else "C"
