@@ -21,53 +21,76 @@ from . import arrays
 from ._devices import TARGET, Placement
 from ._exceptions import FormatError, UnsupportedObjectError
 
-# Families of namespace modules: (prefix, libraries it wraps). The module rebuilt is
-# ``prefix + "." + library``, or the library itself for the bare family "".
-_FAMILIES = {
-    "": ("numpy", "array_api_strict", "cupy", "dpnp", "jax.numpy", "torch"),
-    "array_api_compat": ("numpy", "cupy", "torch", "dask.array"),
-    "sklearn.externals.array_api_compat": ("numpy", "cupy", "torch", "dask.array"),
-    "scipy._lib.array_api_compat": ("numpy", "cupy", "torch", "dask.array"),
-}
-_LIBRARY_OF = {"jax.numpy": "jax", "dask.array": "dask"}
+# array-api-compat's wrapper modules (``<prefix>.<library>``), vendored under these
+# prefixes too; the libraries it wraps are its own fact, not the registry's.
+_COMPAT_PREFIXES = (
+    "array_api_compat",
+    "sklearn.externals.array_api_compat",
+    "scipy._lib.array_api_compat",
+)
+_COMPAT_WRAPS = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "dask.array": "dask"}
 
-__all__ = ["TARGET", "device_object", "device_reduce", "is_device_type", "namespace_module"]
+__all__ = [
+    "TARGET",
+    "device_object",
+    "device_reduce",
+    "is_device_type",
+    "namespace_module",
+    "namespace_name",
+]
+
+
+def _bare() -> dict[str, str]:
+    """Each registered library's own namespace module -> its namespace (``jax.numpy`` ->
+    ``jax``); imports handler modules only."""
+    return {
+        arrays.handler_for_namespace(ns).xp_module or ns: ns
+        for ns in arrays.registered_namespaces()
+    }
+
+
+def _split(name: str) -> tuple[str, str, str] | None:
+    """``(prefix, module under it, library namespace)`` of a known namespace module."""
+    bare = _bare()
+    if name in bare:
+        return "", name, bare[name]
+    for prefix in _COMPAT_PREFIXES:
+        wrapped = name.removeprefix(prefix + ".")
+        if wrapped != name and wrapped in _COMPAT_WRAPS:
+            return prefix, wrapped, _COMPAT_WRAPS[wrapped]
+    return None
 
 
 def namespace_name(module: Any) -> str:
+    """The name a namespace module is saved by; UnsupportedObjectError for other modules."""
     name = getattr(module, "__name__", "")
-    for family, libraries in _FAMILIES.items():
-        for library in libraries:
-            if name == (f"{family}.{library}" if family else library):
-                return name
+    if isinstance(name, str) and _split(name) is not None:
+        return name
     raise UnsupportedObjectError(
         f"cannot save module {name!r}: only array namespace modules are saved (by name)",
         type_name="module",
     )
 
 
-def _split(name: str) -> tuple[str, str]:
-    for family, libraries in _FAMILIES.items():
-        for library in libraries:
-            if name == (f"{family}.{library}" if family else library):
-                return family, library
-    raise FormatError(f"{name!r} is not a known array namespace module")
-
-
 def namespace_module(name: Any) -> Any:
     """Import the namespace module ``name``, converted to the load's target library."""
     if not isinstance(name, str):
         raise FormatError("malformed namespace module name")
-    family, library = _split(name)
+    found = _split(name)
+    if found is None:
+        raise FormatError(f"{name[:200]!r} is not a known array namespace module")
+    prefix, module, library = found
     placement = TARGET.get()
-    target = placement.target_library(_LIBRARY_OF.get(library, library)) if placement else None
-    if target is not None and target != _LIBRARY_OF.get(library, library):
-        library = target
-        if family and library not in _FAMILIES[family]:
-            family = ""
-        if family and library == "numpy":
-            family = ""
-    return importlib.import_module(f"{family}.{library}" if family else library)
+    target = placement.target_library(library) if placement else library
+    if target != library:
+        wrapped = {lib: mod for mod, lib in _COMPAT_WRAPS.items()}.get(target)
+        if prefix and target != "numpy" and wrapped is not None:
+            module = wrapped  # the same wrapper family, for the target library
+        else:
+            prefix = ""
+            bare = {ns: mod for mod, ns in _bare().items()}
+            module = bare.get(target, target)
+    return importlib.import_module(f"{prefix}.{module}" if prefix else module)
 
 
 # --------------------------------------------------------------------------- devices

@@ -87,6 +87,9 @@ class ArrayHandler:
     dtypes: frozenset[str] = STANDARD_CODES
     #: ``(module, class name)`` of the library's device object types (saved by name).
     device_classes: tuple[tuple[str, str], ...] = ()
+    #: The library's array-namespace module, when it is not the namespace (JAX:
+    #: ``"jax.numpy"``); saved by name where fitted state holds it.
+    xp_module: str = ""
     #: Advice appended when a subclass of the library's array is refused.
     subclass_hint: str = ""
 

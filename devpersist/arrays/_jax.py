@@ -58,6 +58,7 @@ def _find(device: str) -> Any:
 class JaxHandler(ArrayHandler):
     label = "JAX"
     has_devices = True
+    xp_module = "jax.numpy"
     host_device = "cpu:0"
 
     def owns(self, tp: type) -> bool:
