@@ -15,28 +15,56 @@ has decided every array's ``(library, device)``; :func:`decode_array` then build
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ._codecs import decompress_stored, from_bfloat16_bits
 from ._exceptions import ResourceLimitError
-from .arrays import dtype_from_descr, handler_for_namespace
-from .arrays._numpy import empty_host, host_bytes
+from .arrays import dtype_from_descr, empty_host, handler_for_namespace, host_bytes
 
 if TYPE_CHECKING:
     from ._devices import Placement
+    from ._pipeline import Worker
+    from .arrays import ArrayEntry
 
 
-def decode_array(placement: Placement, container: Any, index: int, worker: Any = None) -> Any:
+class ArraySource(Protocol):
+    """What decoding needs of an open container (``_format.Container`` is one)."""
+
+    @property
+    def arrays(self) -> list[ArrayEntry]: ...
+
+    def read_array_into(
+        self, index: int, out: memoryview, worker: Worker | None = None
+    ) -> None: ...
+
+    def stream_array(
+        self,
+        index: int,
+        buffers: Sequence[memoryview],
+        consume: Callable[[int, int, int], Any],
+        wait: Callable[[Any], None],
+        worker: Worker | None = None,
+    ) -> None: ...
+
+    def stored_blob(self, index: int, worker: Worker | None = None) -> Any: ...
+
+    def array_view(self, index: int, verify: bool = True) -> memoryview: ...
+
+
+def decode_array(
+    placement: Placement, container: ArraySource, index: int, worker: Worker | None = None
+) -> Any:
     """Array ``index`` of ``container``, built where ``placement`` planned it.
 
     Parameters
     ----------
     placement : Placement
         A placement whose :meth:`~devpersist._devices.Placement.check` has run.
-    container : Container
-        The open, validated container (``_format``).
+    container : ArraySource
+        The open, validated container (``_format.Container``).
     index : int
         The array's index in the manifest.
     worker : Worker, optional
@@ -53,7 +81,7 @@ def decode_array(placement: Placement, container: Any, index: int, worker: Any =
         raise ResourceLimitError(f"not enough memory to load array {index}") from exc
 
 
-def _decode(placement: Placement, container: Any, index: int, worker: Any) -> Any:
+def _decode(placement: Placement, container: ArraySource, index: int, worker: Worker | None) -> Any:
     entry = container.arrays[index]
     library, device = placement.place(index)
     codec = entry.get("codec")
@@ -66,7 +94,11 @@ def _decode(placement: Placement, container: Any, index: int, worker: Any) -> An
             host = flat.reshape(tuple(entry["shape"]), order=entry["order"])
             return source.decode_mapped(host, entry, device)
 
-        def stream(buffers: Any, consume: Any, wait: Any) -> None:
+        def stream(
+            buffers: Sequence[memoryview],
+            consume: Callable[[int, int, int], Any],
+            wait: Callable[[Any], None],
+        ) -> None:
             container.stream_array(index, buffers, consume, wait, worker)
 
         built = source.decode_streamed(entry, device, stream)
@@ -84,7 +116,7 @@ def _decode(placement: Placement, container: Any, index: int, worker: Any) -> An
     return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)
 
 
-def widen(host: np.ndarray, meta: dict[str, Any], restore: bool) -> np.ndarray:
+def widen(host: np.ndarray[Any, Any], meta: dict[str, Any], restore: bool) -> np.ndarray[Any, Any]:
     """Undo ``precision=``: bfloat16 bits become float32, then (``restore``) the saved
     dtype."""
     if meta["precision"] == "bfloat16":

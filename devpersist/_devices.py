@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._decode import decode_array
+from ._decode import ArraySource, decode_array
 from ._exceptions import DeviceError, MissingLibraryError
-from .arrays import dtype_from_descr, handler_for_namespace, registered_namespaces
+from ._pipeline import Worker
+from .arrays import ArrayEntry, dtype_from_descr, handler_for_namespace, registered_namespaces
 
 #: The device name that means "the host" for every library (see ``ArrayHandler.host``).
 HOST = "cpu"
@@ -142,7 +143,7 @@ class Placement:
             return "numpy", "cpu"
         return library, handler.host_device
 
-    def check(self, entries: list[dict[str, Any]]) -> None:
+    def check(self, entries: list[ArrayEntry]) -> None:
         """Decide every array's place before anything is read or built."""
         self._plan = [self.decide(e["namespace"], e["device"]) for e in entries]
         for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
@@ -164,7 +165,7 @@ class Placement:
         """``(library, device)`` of each array, once :meth:`check` has run."""
         return list(self._plan)
 
-    def _check_conversion(self, entry: dict[str, Any], library: str, index: int) -> None:
+    def _check_conversion(self, entry: ArrayEntry, library: str, index: int) -> None:
         """Can ``library`` hold this array's values? Asked before anything is read."""
         meta = entry.get("meta", {})
         if "precision" in meta:  # what _decode.widen hands over
@@ -180,7 +181,7 @@ class Placement:
 
     # -- building --------------------------------------------------------------------
 
-    def decode(self, container: Any, index: int, worker: Any = None) -> Any:
+    def decode(self, container: ArraySource, index: int, worker: Worker | None = None) -> Any:
         """Read array ``index`` of ``container`` into its planned place (see
         :func:`devpersist._decode.decode_array`)."""
         return decode_array(self, container, index, worker)

@@ -11,9 +11,10 @@ container code that validates entries with it.
 
 from __future__ import annotations
 
-from ._base import ArrayHandler, Encoded
+from ._base import ArrayEntry, ArrayHandler, Encoded
 from ._descr import decoded_size, dtype_from_descr, dtype_to_descr
 from ._dtypes import numpy_stand_in
+from ._numpy import empty_host, host_bytes
 from ._registry import (
     HANDLERS_BY_TYPE,
     LIBRARIES,
@@ -34,6 +35,7 @@ from ._registry import (
 __all__ = [
     "HANDLERS_BY_TYPE",
     "LIBRARIES",
+    "ArrayEntry",
     "ArrayHandler",
     "Encoded",
     "Library",
@@ -43,9 +45,11 @@ __all__ = [
     "distributions",
     "dtype_from_descr",
     "dtype_to_descr",
+    "empty_host",
     "foreign_array",
     "handler_for",
     "handler_for_namespace",
+    "host_bytes",
     "is_device_type",
     "namespace_of_device",
     "namespaces",

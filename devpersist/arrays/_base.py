@@ -21,9 +21,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._dtypes import STANDARD_CODES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    #: A host array of stored bytes or values.
+    HostArray = np.ndarray[Any, np.dtype[Any]]
+
+#: One array's entry in the manifest (``dtype``, ``shape``, ``order``, ``namespace``,
+#: ``device``, optional ``meta``, ``codec``, ``path``...), validated by the container
+#: before any handler sees it (docs/format.md).
+ArrayEntry = dict[str, Any]
 
 #: Bytes handed to the writer at a time; also the size of a host staging buffer.
 CHUNK_BYTES = 64 * 2**20
@@ -55,7 +66,7 @@ class Encoded:
     staging buffer: consume each one before asking for the next.
     """
 
-    dtype: Any  # numpy dtype of the stored bytes
+    dtype: np.dtype[Any]  # of the stored bytes
     shape: tuple[int, ...]
     order: str  # "C" or "F": the order of the stored bytes
     device: str
@@ -127,30 +138,28 @@ class ArrayHandler:
         raise NotImplementedError
 
     @staticmethod
-    def target(entry: dict[str, Any], device: str | None) -> str:
+    def target(entry: ArrayEntry, device: str | None) -> str:
         """The device to build on: ``device``, or the recorded one when None."""
         return entry["device"] if device is None else device
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         """Build this library's array from ``host`` (a numpy array of the stored bytes)
         on ``device`` (None: the recorded one). By default: :meth:`require` then
         :meth:`from_numpy`."""
         self.require(host, entry)
         return self.from_numpy(host, self.target(entry, device))
 
-    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+    def maps(self, entry: ArrayEntry, device: str | None) -> bool:
         """With ``mmap=True``, can this array on ``device`` be built over the mapped file's
         bytes (host memory, no copy)? If so :meth:`decode_mapped` builds it."""
         return False
 
-    def decode_mapped(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode_mapped(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         """Build the array over ``host``, a numpy view of the file mapped copy-on-write:
         writes to the result never reach the file."""
         return self.decode(host, entry, device)
 
-    def decode_streamed(
-        self, entry: dict[str, Any], device: str | None, stream: Stream
-    ) -> Any | None:
+    def decode_streamed(self, entry: ArrayEntry, device: str | None, stream: Stream) -> Any | None:
         """Build the array on ``device`` from the file through staging buffers, without a
         host copy of the whole array; None when this target is better served by
         :meth:`decode` of a host copy (the host itself, a small array)."""
@@ -172,7 +181,7 @@ class ArrayHandler:
             return "numpy", "cpu"
         return self.namespace, self.host_device
 
-    def to_numpy(self, host: Any, entry: dict[str, Any]) -> Any:
+    def to_numpy(self, host: HostArray, entry: ArrayEntry) -> HostArray:
         """The stored bytes as a numpy array of the logical dtype (for conversion).
 
         Must not import the library: converting is how a file is loaded where the
@@ -185,7 +194,7 @@ class ArrayHandler:
             return host
         return to_numpy(host, check(name, host.dtype))
 
-    def numpy_dtype(self, entry: dict[str, Any]) -> Any:
+    def numpy_dtype(self, entry: ArrayEntry) -> np.dtype[Any]:
         """The dtype :meth:`to_numpy` returns for ``entry``, known before any byte is
         read; raises :class:`~devpersist.DeviceError` if the array has no numpy form."""
         from ._descr import dtype_from_descr
@@ -197,11 +206,11 @@ class ArrayHandler:
             return stored
         return numpy_dtype(check(name, stored))
 
-    def accepts(self, dtype: Any) -> bool:
+    def accepts(self, dtype: np.dtype[Any]) -> bool:
         """Can :meth:`from_numpy` build an array of numpy ``dtype``?"""
         return f"{dtype.kind}{dtype.itemsize}" in self.dtypes
 
-    def require(self, host: Any, entry: dict[str, Any]) -> None:
+    def require(self, host: HostArray, entry: ArrayEntry) -> None:
         """Raise a FormatError naming the array when this library cannot hold ``host``."""
         if not self.accepts(host.dtype):
             from .._exceptions import FormatError
@@ -226,7 +235,7 @@ class ArrayHandler:
             raise DeviceError(f"{label} has no dtype for numpy {array.dtype} arrays")
         return self.build(array, device)
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         """This library's array on ``device`` from ``array``, a native-order numpy array
         of a dtype :meth:`accepts`."""
         raise NotImplementedError
