@@ -787,3 +787,45 @@ def test_device_objects_are_found_through_their_handlers():
     assert namespace_of_device(torch.device("cpu")) == ("torch", "cpu")
     assert namespace_of_device(xp.Device("device1")) == ("array_api_strict", "device1")
     assert namespace_of_device("cpu") is None
+
+
+# --------------------------------------------------------------------------- the dtype table
+
+
+def test_one_dtype_table_for_every_handler():
+    from devpersist.arrays import registered_namespaces
+    from devpersist.arrays._dtypes import STANDARD, STANDARD_CODES
+
+    for code, name in STANDARD.items():  # the table agrees with numpy itself
+        dtype = np.dtype(name)
+        assert f"{dtype.kind}{dtype.itemsize}" == code
+    for namespace in registered_namespaces():
+        handler = handler_for_namespace(namespace)
+        assert handler.dtypes <= STANDARD_CODES, namespace
+        assert handler.accepts(np.dtype("f4")) and not handler.accepts(np.dtype("O"))
+    assert not handler_for_namespace("array_api_strict").accepts(np.dtype("f2"))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("float32", "float32"),
+        ("bfloat16", "float32"),
+        ("complex32", "complex64"),
+        ("float8_e4m3fn", "uint8"),
+    ],
+)
+def test_library_dtype_objects_have_a_numpy_stand_in(name, expected):
+    from devpersist.arrays import numpy_stand_in
+
+    assert numpy_stand_in(name) == np.dtype(expected)
+
+
+def test_an_unknown_dtype_record_is_a_format_error():
+    # a file's torch dtype record, loaded without torch arrays: an unknown name used to
+    # escape as a KeyError
+    from devpersist import _graph
+    from devpersist._devices import Placement
+
+    with Placement(namespace="numpy").active(), pytest.raises(devpersist.FormatError):
+        _graph._dtype("torch", "no_such_type")
