@@ -30,9 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._decode import ArraySource, decode_array
+from ._decode import decode_array
 from ._exceptions import DeviceError, MissingLibraryError
-from ._pipeline import Worker
 from .arrays import ArrayEntry, dtype_from_descr, handler_for_namespace, registered_namespaces
 
 #: The device name that means "the host" for every library (see ``ArrayHandler.host``).
@@ -181,10 +180,10 @@ class Placement:
 
     # -- building --------------------------------------------------------------------
 
-    def decode(self, container: ArraySource, index: int, worker: Worker | None = None) -> Any:
-        """Read array ``index`` of ``container`` into its planned place (see
-        :func:`devpersist._decode.decode_array`)."""
-        return decode_array(self, container, index, worker)
+    #: Read array ``index`` of a container into its planned place:
+    #: ``placement.decode(container, index, worker=None)`` is
+    #: :func:`devpersist._decode.decode_array` (bound directly: one call per array).
+    decode = decode_array
 
     def device_object(self, namespace: str, saved: str) -> Any:
         library, device = self.decide(namespace, saved)
