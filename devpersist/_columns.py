@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._dtype_text import storage_dtype
+from .arrays import dtype_from_descr, namespaces
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._manifest import (
     CHECKSUM_RE,
@@ -27,7 +27,6 @@ from ._manifest import (
     MAX_NDIM,
     MAX_RATIO,
     META_KEYS,
-    NAMESPACES,
     check_chain,
     check_checksum,
     check_globals,
@@ -186,11 +185,11 @@ def _rows(table: Any) -> tuple[list[dict[str, Any]], int | None]:
         raise FormatError("the arrays table's 'places' must list at most one per array")
     if not isinstance(order, str) or len(order) != n or not set(order) <= {"C", "F"}:
         raise FormatError("the arrays table's 'order' must be one 'C' or 'F' per array")
-    parsed = [storage_dtype(d, f"dtype {i} of the arrays table") for i, d in enumerate(dtypes)]
+    parsed = [dtype_from_descr(d, f"dtype {i} of the arrays table") for i, d in enumerate(dtypes)]
     for p in places:
         if not isinstance(p, list) or len(p) != 2 or not all(isinstance(part, str) for part in p):
             raise FormatError("the arrays table's places must be [namespace, device] pairs")
-        if p[0] not in NAMESPACES:
+        if p[0] not in namespaces():
             raise FormatError(f"unknown array namespace {shown(p[0])}")
         if len(p[1]) > 256:
             raise FormatError("device name too long")

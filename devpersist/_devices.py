@@ -22,22 +22,31 @@ object is built; devices and namespace modules inside the graph follow the same 
 
 from __future__ import annotations
 
+import contextvars
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ._codecs import decompress_stored, from_bfloat16_bits
+from ._decode import decode_array
 from ._exceptions import DeviceError, MissingLibraryError
-from ._format import storage_dtype
-from ._namespaces import TARGET
-from .arrays import handler_for_namespace, registered_namespaces
-from .arrays._numpy import empty_host, host_bytes
+from .arrays import ArrayEntry, dtype_from_descr, handler_for_namespace, registered_namespaces
 
 #: The device name that means "the host" for every library (see ``ArrayHandler.host``).
 HOST = "cpu"
+#: What ``device=`` accepts: None (where saved), one device, a mapping of saved devices,
+#: or ``f(saved_device, namespace)``.
+DeviceSpec = None | str | dict[str, str] | Callable[[str, str], str]
+#: An array's place: ``(library, device)``.
+Place = tuple[str, str]
+
+#: The Placement of the load in progress; None outside a load. Reconstructors of
+#: device objects and namespace modules (``_namespaces``) ask it where things go.
+TARGET: contextvars.ContextVar[Placement | None] = contextvars.ContextVar(
+    "devpersist_placement", default=None
+)
 
 
 class DeviceFallbackWarning(UserWarning):
@@ -45,11 +54,18 @@ class DeviceFallbackWarning(UserWarning):
 
 
 class Placement:
+    """Where each array of one load goes, decided before anything is read.
+
+    Parameters are those of :func:`devpersist.load`: ``device``, ``namespace``,
+    ``fallback`` (``"host"`` or ``"raise"``), ``restore_precision``, ``mmap`` and
+    ``verify`` (the last three are used while decoding, by :mod:`devpersist._decode`).
+    """
+
     def __init__(
         self,
-        device: Any = None,
+        device: DeviceSpec = None,
         namespace: str | None = None,
-        fallback: str = "host",
+        fallback: Literal["host", "raise"] = "host",
         restore_precision: bool = True,
         mmap: bool = False,
         verify: bool = True,
@@ -68,8 +84,8 @@ class Placement:
         self.restore_precision = restore_precision
         self.mmap = mmap
         self.verify = verify
-        self._decisions: dict[tuple[str, str], tuple[str, str]] = {}
-        self._plan: list[tuple[str, str]] = []
+        self._decisions: dict[tuple[str, str], Place] = {}
+        self._plan: list[Place] = []
         self.moves: list[tuple[str, str, str]] = []
         self.to_numpy: list[tuple[str, str, str]] = []  # device="cpu" for CuPy and the like
 
@@ -126,7 +142,7 @@ class Placement:
             return "numpy", "cpu"
         return library, handler.host_device
 
-    def check(self, entries: list[dict[str, Any]]) -> None:
+    def check(self, entries: list[ArrayEntry]) -> None:
         """Decide every array's place before anything is read or built."""
         self._plan = [self.decide(e["namespace"], e["device"]) for e in entries]
         for index, (entry, (library, device)) in enumerate(zip(entries, self._plan)):
@@ -139,17 +155,21 @@ class Placement:
             if self.device is None and self.namespace is None and device != entry["device"]:
                 self.moves.append((entry.get("path", f"array {index}"), entry["device"], device))
 
+    def place(self, index: int) -> Place:
+        """``(library, device)`` planned for array ``index`` by :meth:`check`."""
+        return self._plan[index]
+
     @property
-    def planned(self) -> list[tuple[str, str]]:
+    def planned(self) -> list[Place]:
         """``(library, device)`` of each array, once :meth:`check` has run."""
         return list(self._plan)
 
-    def _check_conversion(self, entry: dict[str, Any], library: str, index: int) -> None:
+    def _check_conversion(self, entry: ArrayEntry, library: str, index: int) -> None:
         """Can ``library`` hold this array's values? Asked before anything is read."""
         meta = entry.get("meta", {})
-        if "precision" in meta:  # what _widen hands over
+        if "precision" in meta:  # what _decode.widen hands over
             half = np.dtype("<f4") if meta["precision"] == "bfloat16" else np.dtype("<f2")
-            dtype = storage_dtype(meta["cast"]) if self.restore_precision else half
+            dtype = dtype_from_descr(meta["cast"]) if self.restore_precision else half
         else:
             dtype = handler_for_namespace(entry["namespace"]).numpy_dtype(entry)
         if not handler_for_namespace(library).accepts(dtype):
@@ -160,51 +180,10 @@ class Placement:
 
     # -- building --------------------------------------------------------------------
 
-    def decode(self, container: Any, index: int, worker: Any = None) -> Any:
-        try:
-            return self._decode(container, index, worker)
-        except MemoryError as exc:
-            from ._exceptions import ResourceLimitError
-
-            raise ResourceLimitError(f"not enough memory to load array {index}") from exc
-
-    def _decode(self, container: Any, index: int, worker: Any) -> Any:
-        entry = container.arrays[index]
-        library, device = self._plan[index]
-        codec = entry.get("codec")
-        meta = entry.get("meta", {})
-        source = handler_for_namespace(entry["namespace"])
-        if codec is None and "precision" not in meta and library == entry["namespace"]:
-            if self.mmap and source.maps(entry, device):
-                view = container.array_view(index, verify=self.verify)
-                flat = np.frombuffer(view, dtype=storage_dtype(entry["dtype"]))
-                host = flat.reshape(tuple(entry["shape"]), order=entry["order"])
-                return source.decode_mapped(host, entry, device)
-
-            def stream(buffers: Any, consume: Any, wait: Any) -> None:
-                container.stream_array(index, buffers, consume, wait, worker)
-
-            built = source.decode_streamed(entry, device, stream)
-            if built is not None:
-                return built
-        host = empty_host(entry)
-        if codec is None:
-            container.read_array_into(index, host_bytes(host), worker)
-        else:
-            decompress_stored(codec, container.stored_blob(index, worker), host_bytes(host))
-        if "precision" in meta:
-            host = self._widen(host, meta)
-        if library == entry["namespace"]:
-            return source.decode(host, entry, device)
-        return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)
-
-    def _widen(self, host: Any, meta: dict[str, Any]) -> Any:
-        """Undo ``precision=``: bfloat16 bits become float32, then the saved dtype."""
-        if meta["precision"] == "bfloat16":
-            host = from_bfloat16_bits(host)
-        if self.restore_precision:
-            host = host.astype(storage_dtype(meta["cast"]), order="K")
-        return host
+    #: Read array ``index`` of a container into its planned place:
+    #: ``placement.decode(container, index, worker=None)`` is
+    #: :func:`devpersist._decode.decode_array` (bound directly: one call per array).
+    decode = decode_array
 
     def device_object(self, namespace: str, saved: str) -> Any:
         library, device = self.decide(namespace, saved)

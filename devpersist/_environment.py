@@ -1,4 +1,13 @@
-"""What made a file: library versions and the platform, recorded in the manifest."""
+"""What made a file: library versions and the platform, recorded in the manifest.
+
+Writing records :func:`environment` (and the devices' names, :func:`cpu_name` for the
+host); loading compares the recorded versions with this process's (:func:`mismatches`,
+by :data:`POLICY`) and validates the section (:func:`validate_environment`). Everything
+here is computed once per process: versions come from the imported module's
+``__version__`` where that is the release (checked by a test), else from the installed
+distribution's metadata (about 3 ms each to parse); the CPU's name from
+``/proc/cpuinfo`` (``platform.processor()`` spawns ``uname -p``, 7-14 ms).
+"""
 
 from __future__ import annotations
 
@@ -8,25 +17,37 @@ from functools import cache, lru_cache
 from importlib import metadata
 from typing import Any
 
-#: distribution name -> the module that tells whether it is in use in this process
-PACKAGES = {
-    "numpy": "numpy",
+from .arrays import distributions
+
+#: distribution name -> the module that tells whether it is in use in this process,
+#: besides the array libraries (the registry lists those: ``arrays.distributions()``)
+OTHER_PACKAGES = {
     "scipy": "scipy",
     "scikit-learn": "sklearn",
     "scikit-learn-intelex": "sklearnex",
     "daal": "daal4py",
-    "torch": "torch",
-    "cupy": "cupy",
     "array-api-compat": "array_api_compat",
-    "array-api-strict": "array_api_strict",
-    "jax": "jax",
-    "dpnp": "dpnp",
     "pandas": "pandas",
 }
+#: Distributions whose module's ``__version__`` is the release metadata reports
+#: (sklearnex's is not: it says 2199.9.9 on release builds; CuPy's distribution is
+#: named per CUDA version).
+DUNDER_VERSION = frozenset(
+    "numpy scipy scikit-learn torch array-api-compat array-api-strict pandas jax".split()
+)
+
+
+def packages() -> dict[str, str]:
+    """``{distribution: module}`` of every package whose version a file records."""
+    return {**distributions(), **OTHER_PACKAGES}
 
 
 @cache
 def _version(dist: str) -> str | None:
+    module = sys.modules.get(packages().get(dist, "")) if dist in DUNDER_VERSION else None
+    version = getattr(module, "__version__", None)
+    if version is not None:
+        return str(version)
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -38,18 +59,19 @@ _cache: dict[frozenset[str], dict[str, Any]] = {}
 
 def environment() -> dict[str, Any]:
     """Versions of the packages loaded in this process (looked up once each)."""
-    loaded = frozenset(m for m in PACKAGES.values() if m in sys.modules)
+    table = packages()
+    loaded = frozenset(m for m in table.values() if m in sys.modules)
     cached = _cache.get(loaded)
     if cached is None:
-        cached = _cache[loaded] = _environment()
+        cached = _cache[loaded] = _environment(table)
     return cached
 
 
-def _environment() -> dict[str, Any]:
+def _environment(table: dict[str, str]) -> dict[str, Any]:
     from ._version import __version__
 
     packages = {"devpersist": __version__}
-    for dist, module in PACKAGES.items():
+    for dist, module in table.items():
         if module in sys.modules:
             version = _version(dist)
             if version is not None:
@@ -172,20 +194,21 @@ def mismatch_table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-_cpu_name: str | None = None
-
-
+@cache
 def cpu_name() -> str:
-    global _cpu_name
-    if _cpu_name is None:
-        name = platform.processor()
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        name = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
-        _cpu_name = name or platform.machine()
-    return _cpu_name
+    """The host CPU's model name, recorded as the name of the ``cpu`` device.
+
+    ``/proc/cpuinfo`` where it names the model (Linux); else ``platform.processor()``,
+    which spawns ``uname -p`` on some systems, so it is asked only then; else the machine
+    type. Once per process.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    if name:
+                        return name
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

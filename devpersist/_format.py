@@ -36,7 +36,6 @@ from typing import Any
 import xxhash
 
 from ._columns import validate_v2
-from ._dtype_text import dtype_to_json, storage_dtype
 from ._exceptions import FormatError, IntegrityError, NotDevpersistError
 from ._manifest import MAX_RATIO, parse_json, validate_v1
 from ._pipeline import PIPELINE_BYTES, READ_CHUNK, Worker, read_hashed, read_staged, staged_reads
@@ -79,12 +78,9 @@ __all__ = [
     "Trailer",
     "align",
     "checksum_text",
-    "decoded_size",
-    "dtype_to_json",
     "parse_header",
     "parse_trailer",
     "read_stream",
-    "storage_dtype",
     "write_container",
 ]
 
@@ -320,11 +316,3 @@ def _borrowed(worker: Worker | None, container: Container) -> Iterator[Worker]:
     else:
         with container.worker() as fresh:
             yield fresh
-
-
-def decoded_size(entry: dict[str, Any]) -> int:
-    """The bytes of an array entry once decoded (``shape × itemsize``)."""
-    count = 1
-    for n in entry["shape"]:
-        count *= n
-    return count * int(storage_dtype(entry["dtype"]).itemsize)

@@ -103,7 +103,7 @@ def _device(namespace: str, device: str) -> Any:
 
 
 _MISSING: Any = object()
-_by_type = _arrays._registry._by_type
+_by_type = _arrays.HANDLERS_BY_TYPE
 
 
 class _Pickler(pickle.Pickler):
@@ -200,15 +200,7 @@ def _dtype(namespace: Any, name: Any) -> Any:
     target = placement.namespace if placement is not None else None
     torch = sys.modules.get("torch")
     if target not in (None, "torch") or torch is None:
-        import numpy as np
-
-        from .arrays import _dtypes
-
-        widened = {"bfloat16": "float32", "complex32": "complex64"}.get(name, name)
-        try:
-            return np.dtype(widened)
-        except TypeError:
-            return np.dtype(_dtypes.storage_dtype(name))
+        return _arrays.numpy_stand_in(name)
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
         raise FormatError(f"torch has no dtype {name!r}")
@@ -395,11 +387,8 @@ def _classify(tp: type) -> Callable[[Any], Any] | None:
         return _reduce_torch_size
     if module == "torch" and tp.__name__ == "dtype":
         return _reduce_torch_dtype
-    if module.partition(".")[0] in ("torch", "array_api_strict", "cupy"):
-        from ._namespaces import is_device_type
-
-        if is_device_type(tp):
-            return _reduce_device
+    if _arrays.is_device_type(tp):
+        return _reduce_device
     reason = _arrays.foreign_array(tp)
     if reason is not None:
         return _refuse(reason)

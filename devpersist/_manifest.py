@@ -21,7 +21,7 @@ from typing import Any
 
 import xxhash
 
-from ._dtype_text import storage_dtype
+from .arrays import dtype_from_descr, namespaces
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._protocol import ALIGNMENT, HEADER, Trailer, align
 
@@ -134,8 +134,6 @@ MAX_ELEMENTS = 2**46
 #: ``meta.precision`` values and the dtype each is stored as.
 PRECISIONS = {"float16": "<f2", "bfloat16": "<u2"}
 MAX_RATIO = 100_000
-#: Array libraries a file may name (the handler registry's keys).
-NAMESPACES = frozenset({"numpy", "torch", "array_api_strict", "cupy", "jax", "dpnp"})
 
 
 def check_keys(where: str, obj: Any, spec: dict[str, Any], required: Iterable[str]) -> None:
@@ -227,7 +225,7 @@ def validate_meta(name: str, meta: dict[str, Any], dtype: Any) -> None:
         raise FormatError(f"{name}: unknown precision {shown(precision)}")
     if dtype.str != PRECISIONS[precision] or "dtype" in meta:
         raise FormatError(f"{name}: precision {precision} is stored as {PRECISIONS[precision]}")
-    cast = storage_dtype(meta["cast"], name)
+    cast = dtype_from_descr(meta["cast"], name)
     if cast.kind != "f" or cast.itemsize <= 2:
         raise FormatError(f"{name}: precision= only applies to floating dtypes wider than 2 bytes")
 
@@ -238,7 +236,7 @@ def validate_array_entry(name: str, entry: dict[str, Any]) -> None:
     codec = entry.get("codec")
     if codec is not None and codec not in CODECS:
         raise FormatError(f"{name}: unknown codec {shown(codec)}")
-    if entry["namespace"] not in NAMESPACES:
+    if entry["namespace"] not in namespaces():
         raise FormatError(f"{name}: unknown array namespace {shown(entry['namespace'])}")
     if len(entry["device"]) > 256:
         raise FormatError(f"{name}: device name too long")
@@ -249,7 +247,7 @@ def validate_array_entry(name: str, entry: dict[str, Any]) -> None:
         raise FormatError(f"{name}: invalid shape {shown(shape)}")
     if entry["order"] not in ("C", "F"):
         raise FormatError(f"{name}: invalid order {shown(entry['order'])}")
-    dtype = storage_dtype(entry["dtype"], name)
+    dtype = dtype_from_descr(entry["dtype"], name)
     if "meta" in entry:
         validate_meta(name, entry["meta"], dtype)
     # Every factor is checked as it comes, zeros aside, so that no product grows past

@@ -20,7 +20,7 @@ from typing import IO, Any, Union
 
 from . import _codecs, _config, _format, _remote
 from ._atomic import atomic_target
-from ._dtype_text import dtype_to_json
+from .arrays import dtype_to_descr
 from ._environment import cpu_name, environment
 from ._exceptions import UntrustedTypeWarning
 from ._graph import audit, dump_graph
@@ -147,13 +147,13 @@ def _blob(
         source_dtype, original = dtype, produce
         dtype = _codecs.stored_dtype(precision)
         nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
-        extra = {"cast": dtype_to_json(source_dtype), "precision": precision}
+        extra = {"cast": dtype_to_descr(source_dtype), "precision": precision}
 
         def produce() -> Iterable[memoryview]:
             return _codecs.reduce_precision(original(), source_dtype, precision, clamp_precision)
 
     meta: dict[str, Any] = {
-        "dtype": dtype_to_json(dtype),
+        "dtype": dtype_to_descr(dtype),
         "shape": list(enc.shape),
         "order": enc.order,
         "namespace": ref.handler.namespace,

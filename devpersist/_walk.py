@@ -1,8 +1,9 @@
 """Walking an object graph the way pickle sees it, to name attribute paths.
 
-Only used off the fast path: to label arrays in the manifest and to say which attribute
-of a graph cannot be saved. The walk is breadth-first and iterative, with a seen-set, so
-cycles and deep graphs are fine.
+Only used off the fast path: to label arrays in the manifest, to find the estimators
+that own them (``_config``) and to say which attribute of a graph cannot be saved.
+Objects of array libraries (the registry's modules) are not walked into. The walk is
+breadth-first and iterative, with a seen-set, so cycles and deep graphs are fine.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .arrays import array_modules
+
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, type, range, slice)
 _ATOM_SET = frozenset(_ATOMS)
 _LEAVES = _ATOM_SET | {types.FunctionType, types.ModuleType, types.BuiltinFunctionType}
-_ARRAY_MODULES = frozenset({"numpy", "torch", "cupy", "jax", "jaxlib", "array_api_strict", "dpnp"})
 MAX_VISITS = 1_000_000
 
 
@@ -66,13 +68,14 @@ def walk(root: Any, visit: Callable[[str, Any], bool]) -> None:
     seen = {id(root)}
     queue: deque[tuple[str, Any]] = deque([(name, root)])
     visits = 0
+    opaque = array_modules()  # arrays and array machinery: nothing to name inside
     while queue and visits < MAX_VISITS:
         path, obj = queue.popleft()
         visits += 1
         if visit(path, obj):
             return
         tp = type(obj)
-        if tp in _LEAVES or tp.__module__.partition(".")[0] in _ARRAY_MODULES:
+        if tp in _LEAVES or tp.__module__.partition(".")[0] in opaque:
             continue
         for label, child in _children(obj):
             if id(child) not in seen:

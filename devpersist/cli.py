@@ -21,7 +21,7 @@ from typing import Any
 
 from ._diff import natural_key
 from ._exceptions import printable
-from ._format import decoded_size
+from .arrays import decoded_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 

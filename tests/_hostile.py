@@ -32,6 +32,7 @@ import xxhash
 
 from devpersist import _format
 from devpersist._format import HEADER, TRAILER, BlobSource, checksum_text
+from devpersist.arrays import dtype_from_descr, dtype_to_descr
 
 # --------------------------------------------------------------------------- opcodes
 
@@ -164,7 +165,7 @@ def true_globals(graph: bytes) -> list[list[str]]:
 def numpy_blob(arr: np.ndarray) -> BlobSource:
     arr = np.ascontiguousarray(arr)
     meta = {
-        "dtype": _format.dtype_to_json(arr.dtype),
+        "dtype": dtype_to_descr(arr.dtype),
         "shape": list(arr.shape),
         "order": "C",
         "namespace": "numpy",
@@ -347,7 +348,7 @@ def edit_array(data: bytes, index: int, edit: Callable[[np.ndarray], None]) -> b
     p = parse(data)
     manifest = p.manifest
     entry = manifest["arrays"][index]
-    dtype = _format.storage_dtype(entry["dtype"])
+    dtype = dtype_from_descr(entry["dtype"])
     values = np.frombuffer(p.array_bytes(index), dtype=dtype).copy()
     values = values.reshape(entry["shape"], order=entry["order"])
     edit(values)

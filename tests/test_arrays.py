@@ -675,3 +675,157 @@ def test_packed_float4_has_no_numpy_form():
 
     with pytest.raises(devpersist.DeviceError, match="packed"):
         numpy_dtype("float4_e2m1fn_x2")
+
+
+# --------------------------------------------------------------------------- a new library
+
+FAKE_LIBRARY = '''
+"""A made-up array library: a numpy array that lives on a named device."""
+import numpy as np
+
+
+class WrappedArray:
+    def __init__(self, data, device):
+        self.data = np.asarray(data)
+        self.device = device
+'''
+
+FAKE_HANDLER = '''
+"""The one module a new library needs: its handler."""
+from devpersist.arrays import ArrayHandler, Encoded
+from devpersist.arrays._numpy import contiguous_chunks
+
+import fakearr
+
+
+class WrappedHandler(ArrayHandler):
+    label = "fakearr"
+    has_devices = True
+    host_device = "fake:host"
+
+    def owns(self, tp):
+        return tp is fakearr.WrappedArray
+
+    def encode(self, obj):
+        data = obj.data
+        return Encoded(dtype=data.dtype, shape=data.shape, order="C", device=obj.device,
+                       chunks=contiguous_chunks(data, "C"))
+
+    def build(self, array, device):
+        return fakearr.WrappedArray(array.copy(), device)
+
+    def device_available(self, device):
+        return device.startswith("fake:")
+'''
+
+
+@pytest.fixture
+def fake_library(tmp_path, monkeypatch):
+    """A library and its handler module on sys.path, registered with one line."""
+    from devpersist.arrays import Library, register, unregister
+
+    (tmp_path / "fakearr.py").write_text(FAKE_LIBRARY)
+    (tmp_path / "fakearr_devpersist.py").write_text(FAKE_HANDLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fakearr
+
+    register(Library("fakearr", "fakearr_devpersist:WrappedHandler", ("fakearr",), "fakearr"))
+    try:
+        yield fakearr
+    finally:
+        unregister("fakearr")
+        for name in ("fakearr", "fakearr_devpersist"):
+            sys.modules.pop(name, None)
+
+
+def test_a_new_library_is_one_handler_module_and_one_registry_line(fake_library):
+    from devpersist.arrays import namespaces
+
+    values = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    payload = {"w": fake_library.WrappedArray(values, "fake:3"), "n": np.arange(3)}
+    data = devpersist.dumps(payload)
+
+    entries = devpersist.info(data)["arrays"]
+    by_path = {e["path"]: e for e in entries}
+    assert (by_path["dict['w']"]["namespace"], by_path["dict['w']"]["device"]) == (
+        "fakearr",
+        "fake:3",
+    )
+    assert "fakearr" in namespaces()
+
+    loaded = devpersist.loads(data)
+    assert type(loaded["w"]) is fake_library.WrappedArray
+    assert loaded["w"].device == "fake:3"
+    assert loaded["w"].data.dtype == values.dtype
+    assert loaded["w"].data.tobytes() == values.tobytes()
+
+    moved = devpersist.loads(data, device="fake:0")
+    assert moved["w"].device == "fake:0"
+    assert moved["w"].data.tobytes() == values.tobytes()
+
+    converted = devpersist.loads(data, namespace="numpy")
+    assert type(converted["w"]) is np.ndarray
+    assert converted["w"].tobytes() == values.tobytes()
+
+
+def test_an_unregistered_library_is_refused_by_name_on_load(fake_library):
+    from devpersist.arrays import unregister
+
+    data = devpersist.dumps({"w": fake_library.WrappedArray(np.arange(3.0), "fake:0")})
+    unregister("fakearr")
+    with pytest.raises(devpersist.FormatError, match="unknown array namespace 'fakearr'"):
+        devpersist.loads(data)
+
+
+def test_device_objects_are_found_through_their_handlers():
+    torch = pytest.importorskip("torch")
+    xp = pytest.importorskip("array_api_strict")
+    from devpersist.arrays import is_device_type, namespace_of_device
+
+    assert is_device_type(torch.device) and is_device_type(xp.Device)
+    assert not is_device_type(torch.Tensor) and not is_device_type(np.dtype)
+    assert namespace_of_device(torch.device("cpu")) == ("torch", "cpu")
+    assert namespace_of_device(xp.Device("device1")) == ("array_api_strict", "device1")
+    assert namespace_of_device("cpu") is None
+
+
+# --------------------------------------------------------------------------- the dtype table
+
+
+def test_one_dtype_table_for_every_handler():
+    from devpersist.arrays import registered_namespaces
+    from devpersist.arrays._dtypes import STANDARD, STANDARD_CODES
+
+    for code, name in STANDARD.items():  # the table agrees with numpy itself
+        dtype = np.dtype(name)
+        assert f"{dtype.kind}{dtype.itemsize}" == code
+    for namespace in registered_namespaces():
+        handler = handler_for_namespace(namespace)
+        assert handler.dtypes <= STANDARD_CODES, namespace
+        assert handler.accepts(np.dtype("f4")) and not handler.accepts(np.dtype("O"))
+    assert not handler_for_namespace("array_api_strict").accepts(np.dtype("f2"))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("float32", "float32"),
+        ("bfloat16", "float32"),
+        ("complex32", "complex64"),
+        ("float8_e4m3fn", "uint8"),
+    ],
+)
+def test_library_dtype_objects_have_a_numpy_stand_in(name, expected):
+    from devpersist.arrays import numpy_stand_in
+
+    assert numpy_stand_in(name) == np.dtype(expected)
+
+
+def test_an_unknown_dtype_record_is_a_format_error():
+    # a file's torch dtype record, loaded without torch arrays: an unknown name used to
+    # escape as a KeyError
+    from devpersist import _graph
+    from devpersist._devices import Placement
+
+    with Placement(namespace="numpy").active(), pytest.raises(devpersist.FormatError):
+        _graph._dtype("torch", "no_such_type")

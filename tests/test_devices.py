@@ -441,3 +441,36 @@ def test_fortran_like_layouts_are_kept(xp, torch):
     assert host.flags.f_contiguous and not host.flags.c_contiguous
     plain = roundtrip(payload, namespace="numpy")
     assert plain["t"].flags.f_contiguous and np.array_equal(plain["t"], base.T)
+
+
+@pytest.mark.parametrize(
+    ("saved", "namespace", "expected"),
+    [
+        ("numpy", None, "numpy"),
+        ("torch", "numpy", "numpy"),
+        ("array_api_compat.torch", "numpy", "numpy"),
+        ("array_api_compat.torch", "array_api_strict", "array_api_strict"),
+        (
+            "sklearn.externals.array_api_compat.numpy",
+            None,
+            "sklearn.externals.array_api_compat.numpy",
+        ),
+        ("array_api_strict", "torch", "torch"),
+    ],
+)
+def test_namespace_modules_follow_the_placement(saved, namespace, expected):
+    pytest.importorskip("torch")
+    pytest.importorskip("array_api_strict")
+    from devpersist._devices import Placement
+    from devpersist._namespaces import namespace_module
+
+    with Placement(namespace=namespace).active():
+        assert namespace_module(saved).__name__ == expected
+
+
+@pytest.mark.parametrize("name", ["os", "numpy.linalg", "array_api_compat.os", "", 3])
+def test_other_modules_are_no_namespace_modules(name):
+    from devpersist._namespaces import namespace_module
+
+    with pytest.raises(devpersist.FormatError):
+        namespace_module(name)

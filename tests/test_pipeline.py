@@ -268,7 +268,7 @@ def test_staged_save_stopped_early_lets_the_pending_copy_land(torch, staged_torc
 
 def test_streamed_load_builds_tensors_without_a_host_copy(tmp_path, torch, staged_torch,
                                                           small_pipeline, monkeypatch):  # fmt: skip
-    from devpersist import _devices
+    from devpersist import _decode
 
     payload = _tensors(torch)
     path = tmp_path / "t.dvp"
@@ -278,7 +278,7 @@ def test_streamed_load_builds_tensors_without_a_host_copy(tmp_path, torch, stage
     def no_host_copy(entry: Any) -> Any:
         raise AssertionError(f"{entry.get('path')} was read into a host array")
 
-    monkeypatch.setattr(_devices, "empty_host", no_host_copy)
+    monkeypatch.setattr(_decode, "empty_host", no_host_copy)
     for loaded in (devpersist.load(path), devpersist.loads(path.read_bytes())):
         for key, value in payload.items():
             _assert_same(torch, loaded[key], value, key)
@@ -362,7 +362,7 @@ def _cuda(torch: Any) -> None:
 
 @pytest.mark.gpu
 def test_cuda_streamed_round_trip_in_many_chunks(tmp_path, torch, monkeypatch, small_pipeline):
-    from devpersist import _devices
+    from devpersist import _decode
     from devpersist.arrays import _torch
 
     _cuda(torch)
@@ -379,7 +379,7 @@ def test_cuda_streamed_round_trip_in_many_chunks(tmp_path, torch, monkeypatch, s
     def no_host_copy(entry: Any) -> Any:
         raise AssertionError(f"{entry.get('path')} was read into a host array")
 
-    monkeypatch.setattr(_devices, "empty_host", no_host_copy)
+    monkeypatch.setattr(_decode, "empty_host", no_host_copy)
     loaded = devpersist.load(path)
     for key, value in payload.items():
         _assert_same(torch, loaded[key], value, key)

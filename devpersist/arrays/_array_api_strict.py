@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import DeviceError
-from ._base import ArrayHandler, Encoded
-from ._dtypes import native
+from ._base import ArrayHandler, Encoded, imported
+from ._dtypes import STANDARD_CODES
 from ._numpy import contiguous_chunks
 
 _HOST = "CPU_DEVICE"
-_DTYPES = frozenset("b1 i1 i2 i4 i8 u1 u2 u4 u8 f4 f8 c8 c16".split())
 
 
 def _xp() -> Any:
@@ -28,9 +27,8 @@ def _xp() -> Any:
     return array_api_strict
 
 
-def _array_type() -> Any:
-    module = sys.modules.get("array_api_strict._array_object")
-    return getattr(module, "Array", None)
+def _array_type() -> type | None:
+    return imported("array_api_strict._array_object", "Array")
 
 
 def fortran_like(host: np.ndarray) -> bool:
@@ -42,15 +40,17 @@ def fortran_like(host: np.ndarray) -> bool:
 
 
 class ArrayApiStrictHandler(ArrayHandler):
-    namespace = "array_api_strict"
-    modules = ("array_api_strict",)
     label = "array-api-strict"
-    install = "array-api-strict"
     has_devices = True
     host_device = _HOST
+    dtypes = STANDARD_CODES - {"f2"}  # no float16
+    device_classes = (("array_api_strict", "Device"),)
 
     def owns(self, tp: type) -> bool:
         return tp is _array_type()
+
+    def device_string(self, device: Any) -> str:
+        return str(device._device)  # the public Device has no other spelling of its name
 
     def array_types(self) -> tuple[type, ...]:
         array = _array_type()
@@ -59,9 +59,11 @@ class ArrayApiStrictHandler(ArrayHandler):
     def encode(self, obj: Any) -> Encoded:
         dtype = np.dtype(obj.dtype._np_dtype)  # the public DType has no numpy spelling
         shape = tuple(obj.shape)
+        from array_api_compat import to_device
+
         xp = sys.modules["array_api_strict"]
         # the library wraps a numpy array on every device: this is a view, not a copy
-        host = np.asarray(obj.to_device(xp.Device(_HOST)))
+        host = np.asarray(to_device(obj, xp.Device(_HOST)))
         # keep a Fortran layout (PCA's components_ is a transposed view): matmul rounds
         # differently on another layout, and loaded models must compute bit for bit
         order = "F" if fortran_like(host) else "C"
@@ -73,18 +75,8 @@ class ArrayApiStrictHandler(ArrayHandler):
             chunks=contiguous_chunks(host, order),
         )
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        self.require(host, entry)
-        return self.from_numpy(host, entry["device"] if device is None else device)
-
-    def accepts(self, dtype: Any) -> bool:
-        return f"{dtype.kind}{dtype.itemsize}" in _DTYPES
-
-    def from_numpy(self, array: Any, device: str) -> Any:
+    def build(self, array: Any, device: str) -> Any:
         xp = _xp()
-        array = native(np.asarray(array))
-        if not self.accepts(array.dtype):
-            raise DeviceError(f"array-api-strict has no dtype for numpy {array.dtype} arrays")
         try:
             return xp.asarray(array, device=xp.Device(device))  # wraps, no copy
         except ValueError as exc:  # e.g. float64 on the no_float64 device

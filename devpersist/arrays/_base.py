@@ -21,7 +21,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._dtypes import STANDARD_CODES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    #: A host array of stored bytes or values.
+    HostArray = np.ndarray[Any, np.dtype[Any]]
+
+#: One array's entry in the manifest (``dtype``, ``shape``, ``order``, ``namespace``,
+#: ``device``, optional ``meta``, ``codec``, ``path``...), validated by the container
+#: before any handler sees it (docs/format.md).
+ArrayEntry = dict[str, Any]
 
 #: Bytes handed to the writer at a time; also the size of a host staging buffer.
 CHUNK_BYTES = 64 * 2**20
@@ -31,8 +44,17 @@ CHUNK_BYTES = 64 * 2**20
 Stream = Callable[
     [Sequence[memoryview], Callable[[int, int, int], Any], Callable[[Any], None]], None
 ]
-#: numpy dtypes (kind and size) that every device array library has.
-STANDARD_DTYPES = frozenset("b1 i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())
+
+
+def imported(module: str, name: str) -> type | None:
+    """The class ``module.name`` if ``module`` is imported, else None; never imports.
+
+    The one detector behind every ``owns``/``device_types`` check (as array-api-compat's
+    ``is_*_array`` helpers look in ``sys.modules``), but by type and exact, so that the
+    result can be cached per type and subclasses stay foreign.
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
 
 
 @dataclass
@@ -44,7 +66,7 @@ class Encoded:
     staging buffer: consume each one before asking for the next.
     """
 
-    dtype: Any  # numpy dtype of the stored bytes
+    dtype: np.dtype[Any]  # of the stored bytes
     shape: tuple[int, ...]
     order: str  # "C" or "F": the order of the stored bytes
     device: str
@@ -61,7 +83,8 @@ class Encoded:
 
 
 class ArrayHandler:
-    """One array library. Subclasses set ``namespace`` and ``modules``."""
+    """One array library. The registry line (:class:`~devpersist.arrays.Library`) sets
+    ``namespace``, ``modules`` and ``install`` on the instance it creates."""
 
     #: Recorded in the manifest, e.g. ``"numpy"``, ``"torch"``.
     namespace: str = ""
@@ -69,6 +92,17 @@ class ArrayHandler:
     modules: tuple[str, ...] = ()
     #: The distribution to install when the library is missing.
     install: str = ""
+    #: The library's name in messages (default: the namespace).
+    label: str = ""
+    #: The element types :meth:`from_numpy` builds, as numpy kind-and-size codes.
+    dtypes: frozenset[str] = STANDARD_CODES
+    #: ``(module, class name)`` of the library's device object types (saved by name).
+    device_classes: tuple[tuple[str, str], ...] = ()
+    #: The library's array-namespace module, when it is not the namespace (JAX:
+    #: ``"jax.numpy"``); saved by name where fitted state holds it.
+    xp_module: str = ""
+    #: Advice appended when a subclass of the library's array is refused.
+    subclass_hint: str = ""
 
     def owns(self, tp: type) -> bool:
         """Is ``tp`` an array type of this library? Must not import anything."""
@@ -91,27 +125,41 @@ class ArrayHandler:
         """
         return ()
 
+    def device_types(self) -> tuple[type, ...]:
+        """The library's device object types that are imported (never imports)."""
+        found = (imported(module, name) for module, name in self.device_classes)
+        return tuple(tp for tp in found if tp is not None)
+
+    def device_string(self, device: Any) -> str:
+        """The device string recorded for one of :meth:`device_types`' objects."""
+        return str(device)
+
     def encode(self, obj: Any) -> Encoded:
         raise NotImplementedError
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        """Build this library's array from ``host`` (a numpy array of the stored bytes)
-        on ``device`` (None: the recorded one)."""
-        raise NotImplementedError
+    @staticmethod
+    def target(entry: ArrayEntry, device: str | None) -> str:
+        """The device to build on: ``device``, or the recorded one when None."""
+        return entry["device"] if device is None else device
 
-    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
+        """Build this library's array from ``host`` (a numpy array of the stored bytes)
+        on ``device`` (None: the recorded one). By default: :meth:`require` then
+        :meth:`from_numpy`."""
+        self.require(host, entry)
+        return self.from_numpy(host, self.target(entry, device))
+
+    def maps(self, entry: ArrayEntry, device: str | None) -> bool:
         """With ``mmap=True``, can this array on ``device`` be built over the mapped file's
         bytes (host memory, no copy)? If so :meth:`decode_mapped` builds it."""
         return False
 
-    def decode_mapped(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode_mapped(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         """Build the array over ``host``, a numpy view of the file mapped copy-on-write:
         writes to the result never reach the file."""
         return self.decode(host, entry, device)
 
-    def decode_streamed(
-        self, entry: dict[str, Any], device: str | None, stream: Stream
-    ) -> Any | None:
+    def decode_streamed(self, entry: ArrayEntry, device: str | None, stream: Stream) -> Any | None:
         """Build the array on ``device`` from the file through staging buffers, without a
         host copy of the whole array; None when this target is better served by
         :meth:`decode` of a host copy (the host itself, a small array)."""
@@ -133,7 +181,7 @@ class ArrayHandler:
             return "numpy", "cpu"
         return self.namespace, self.host_device
 
-    def to_numpy(self, host: Any, entry: dict[str, Any]) -> Any:
+    def to_numpy(self, host: HostArray, entry: ArrayEntry) -> HostArray:
         """The stored bytes as a numpy array of the logical dtype (for conversion).
 
         Must not import the library: converting is how a file is loaded where the
@@ -146,26 +194,23 @@ class ArrayHandler:
             return host
         return to_numpy(host, check(name, host.dtype))
 
-    def numpy_dtype(self, entry: dict[str, Any]) -> Any:
+    def numpy_dtype(self, entry: ArrayEntry) -> np.dtype[Any]:
         """The dtype :meth:`to_numpy` returns for ``entry``, known before any byte is
         read; raises :class:`~devpersist.DeviceError` if the array has no numpy form."""
-        from .._format import storage_dtype
+        from ._descr import dtype_from_descr
         from ._dtypes import check, numpy_dtype
 
-        stored = storage_dtype(entry["dtype"])
+        stored = dtype_from_descr(entry["dtype"])
         name = entry.get("meta", {}).get("dtype")
         if name is None:
             return stored
         return numpy_dtype(check(name, stored))
 
-    def accepts(self, dtype: Any) -> bool:
+    def accepts(self, dtype: np.dtype[Any]) -> bool:
         """Can :meth:`from_numpy` build an array of numpy ``dtype``?"""
-        return f"{dtype.kind}{dtype.itemsize}" in STANDARD_DTYPES
+        return f"{dtype.kind}{dtype.itemsize}" in self.dtypes
 
-    #: The library's name in messages.
-    label: str = ""
-
-    def require(self, host: Any, entry: dict[str, Any]) -> None:
+    def require(self, host: HostArray, entry: ArrayEntry) -> None:
         """Raise a FormatError naming the array when this library cannot hold ``host``."""
         if not self.accepts(host.dtype):
             from .._exceptions import FormatError
@@ -174,7 +219,25 @@ class ArrayHandler:
             raise FormatError(f"{where}: {self.label or self.namespace} has no {host.dtype} arrays")
 
     def from_numpy(self, array: Any, device: str) -> Any:
-        """Convert a numpy array into this library's array on ``device``."""
+        """Convert a numpy array into this library's array on ``device``.
+
+        Brings ``array`` to native byte order and refuses a dtype the library lacks
+        (:class:`~devpersist.DeviceError`), then calls :meth:`build`.
+        """
+        import numpy as np
+
+        from .._exceptions import DeviceError
+        from ._dtypes import native
+
+        array = native(np.asarray(array))
+        if not self.accepts(array.dtype):
+            label = self.label or self.namespace
+            raise DeviceError(f"{label} has no dtype for numpy {array.dtype} arrays")
+        return self.build(array, device)
+
+    def build(self, array: HostArray, device: str) -> Any:
+        """This library's array on ``device`` from ``array``, a native-order numpy array
+        of a dtype :meth:`accepts`."""
         raise NotImplementedError
 
     def device_object(self, device: str) -> Any:

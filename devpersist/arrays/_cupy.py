@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError
-from ._base import CHUNK_BYTES, ArrayHandler, Encoded
-from ._dtypes import native
+from ._base import CHUNK_BYTES, ArrayHandler, Encoded, imported
 
 _DEVICE_RE = re.compile(r"cuda(?::(\d+))?\Z")
 
@@ -36,20 +34,20 @@ def _index(device: str) -> int | None:
 
 
 class CupyHandler(ArrayHandler):
-    namespace = "cupy"
-    modules = ("cupy",)
     label = "CuPy"
-    install = "cupy"
     has_devices = True
     host_device = None
+    device_classes = (("cupy.cuda", "Device"),)
 
     def owns(self, tp: type) -> bool:
-        cupy = sys.modules.get("cupy")
-        return cupy is not None and tp is cupy.ndarray
+        return tp is imported("cupy", "ndarray")
 
     def array_types(self) -> tuple[type, ...]:
-        cupy = sys.modules.get("cupy")
-        return (cupy.ndarray,) if cupy is not None else ()
+        array = imported("cupy", "ndarray")
+        return (array,) if array is not None else ()
+
+    def device_string(self, device: Any) -> str:
+        return f"cuda:{device.id}"
 
     def encode(self, obj: Any) -> Encoded:
         f_order = obj.ndim > 1 and obj.flags.f_contiguous and not obj.flags.c_contiguous
@@ -63,15 +61,8 @@ class CupyHandler(ArrayHandler):
             nbytes=obj.nbytes,
         )
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
-        self.require(host, entry)
-        return self.from_numpy(host, entry["device"] if device is None else device)
-
-    def from_numpy(self, array: Any, device: str) -> Any:
+    def build(self, array: Any, device: str) -> Any:
         cupy = _cupy()
-        array = native(np.asarray(array))
-        if not self.accepts(array.dtype):
-            raise DeviceError(f"CuPy has no dtype for numpy {array.dtype} arrays")
         with cupy.cuda.Device(self._device_index(device)):
             return cupy.asarray(array)  # keeps C or Fortran order
 

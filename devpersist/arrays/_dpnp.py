@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import DeviceError, FormatError
-from .._format import decoded_size, storage_dtype
-from ._base import ArrayHandler, Encoded, Stream
+from ._base import ArrayHandler, Encoded, Stream, imported
+from ._descr import decoded_size, dtype_from_descr
 from ._dtypes import native
 
 #: Size of a host staging buffer.
@@ -56,10 +56,7 @@ def _sycl_device(device: str) -> Any:
 
 
 class DpnpHandler(ArrayHandler):
-    namespace = "dpnp"
-    modules = ("dpnp",)
     label = "dpnp"
-    install = "dpnp"
     has_devices = True
 
     @property
@@ -80,8 +77,7 @@ class DpnpHandler(ArrayHandler):
     # -- saving ------------------------------------------------------------------------
 
     def owns(self, tp: type) -> bool:
-        dpnp = sys.modules.get("dpnp")
-        return dpnp is not None and tp is dpnp.ndarray
+        return tp is imported("dpnp", "ndarray")
 
     def array_types(self) -> tuple[type, ...]:
         found = []
@@ -107,7 +103,7 @@ class DpnpHandler(ArrayHandler):
 
     def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
         self.require(host, entry)
-        target = entry["device"] if device is None else device
+        target = self.target(entry, device)
         usm_type = self._usm_type(entry, target)
         return _dpnp().asarray(native(host), device=target, usm_type=usm_type)
 
@@ -116,13 +112,13 @@ class DpnpHandler(ArrayHandler):
     ) -> Any | None:
         """The device array filled from the file through two host staging buffers (no
         host copy of the whole array)."""
-        stored = storage_dtype(entry["dtype"])
+        stored = dtype_from_descr(entry["dtype"])
         nbytes = decoded_size(entry)
         if nbytes < STREAM_MIN_BYTES or not stored.isnative or entry["order"] != "C":
             return None
         if not self.accepts(stored):
             return None  # decode() raises the error that names the array
-        target = entry["device"] if device is None else device
+        target = self.target(entry, device)
         usm_type = self._usm_type(entry, target)
         dpnp = _dpnp()
         count = nbytes // stored.itemsize
@@ -157,10 +153,7 @@ class DpnpHandler(ArrayHandler):
             )
         return str(usm_type)
 
-    def from_numpy(self, array: Any, device: str) -> Any:
-        array = native(np.asarray(array))
-        if not self.accepts(array.dtype):
-            raise DeviceError(f"dpnp has no dtype for numpy {array.dtype} arrays")
+    def build(self, array: Any, device: str) -> Any:
         return _dpnp().asarray(array, device=device)
 
     # -- devices -----------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Dtypes numpy lacks: bfloat16, the float8/6/4 families, sub-byte integers, complex32.
+"""The dtype table: the standard element types, and those numpy lacks (bfloat16, the
+float8/6/4 families, sub-byte integers, complex32).
+
+``STANDARD`` lists the element types every device library has, by numpy's kind-and-size
+code and name (torch's names are the same); handlers declare theirs as a subset of it.
 
 torch and JAX (through ``ml_dtypes``) have element types numpy does not. Their bytes are
 stored as unsigned integers of the same size (``u1``, ``u2``, ``u4``) and the library's
@@ -49,6 +53,26 @@ _SMALL_INTS: dict[str, tuple[int, bool]] = {
     "uint4": (4, False),
 }
 
+#: numpy kind-and-size code -> name, of the element types every device library has.
+STANDARD: dict[str, str] = {
+    "b1": "bool",
+    "i1": "int8",
+    "i2": "int16",
+    "i4": "int32",
+    "i8": "int64",
+    "u1": "uint8",
+    "u2": "uint16",
+    "u4": "uint32",
+    "u8": "uint64",
+    "f2": "float16",
+    "f4": "float32",
+    "f8": "float64",
+    "c8": "complex64",
+    "c16": "complex128",
+}
+STANDARD_CODES = frozenset(STANDARD)
+STANDARD_NAMES = frozenset(STANDARD.values())
+
 #: name -> (bytes per element, numpy dtype of the converted values or None)
 EXTENDED: dict[str, tuple[int, str | None]] = {
     "bfloat16": (2, "float32"),
@@ -62,6 +86,27 @@ EXTENDED: dict[str, tuple[int, str | None]] = {
 def storage_dtype(name: str) -> np.dtype[Any]:
     """The unsigned integer dtype that stores elements of ``name``."""
     return np.dtype(f"u{EXTENDED[name][0]}")
+
+
+def numpy_stand_in(name: str) -> np.dtype[Any]:
+    """The numpy dtype that stands for a library's dtype object named ``name`` (torch's
+    ``torch.float32`` kept in fitted state) once its arrays become numpy arrays: numpy's
+    own type of that name; bfloat16 and complex32 widened as their values are; the
+    storage type for the other extended types.
+
+    Raises
+    ------
+    FormatError
+        ``name`` is neither a numpy dtype nor in the table (file-supplied).
+    """
+    widened = {"bfloat16": "float32", "complex32": "complex64"}.get(name, name)
+    try:
+        return np.dtype(widened)
+    except TypeError:
+        pass
+    if name not in EXTENDED:
+        raise FormatError(f"unknown dtype {name[:64]!r} in a dtype record")
+    return storage_dtype(name)
 
 
 def check(name: Any, host_dtype: Any, where: str = "array") -> str:

@@ -12,14 +12,13 @@ it raises instead of silently halving the precision.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 
 from .._exceptions import DeviceError, UnsupportedObjectError
 from . import _dtypes
-from ._base import ArrayHandler, Encoded
+from ._base import ArrayHandler, Encoded, imported
 from ._numpy import contiguous_chunks
 
 _ALIASES = {"cuda": "gpu", "rocm": "gpu"}
@@ -57,21 +56,19 @@ def _find(device: str) -> Any:
 
 
 class JaxHandler(ArrayHandler):
-    namespace = "jax"
-    modules = ("jax",)
     label = "JAX"
-    install = "jax"
     has_devices = True
+    xp_module = "jax.numpy"
     host_device = "cpu:0"
 
     def owns(self, tp: type) -> bool:
-        jax = sys.modules.get("jax")
+        array = imported("jax", "Array")
         # ArrayImpl is the concrete array; tracers are virtual subclasses of jax.Array
-        return jax is not None and tp.__name__ == "ArrayImpl" and issubclass(tp, jax.Array)
+        return array is not None and tp.__name__ == "ArrayImpl" and issubclass(tp, array)
 
     def array_types(self) -> tuple[type, ...]:
-        jax = sys.modules.get("jax")
-        return (jax.Array,) if jax is not None else ()
+        array = imported("jax", "Array")
+        return (array,) if array is not None else ()
 
     def stores(self, obj: Any) -> bool:
         reason = None
@@ -116,12 +113,9 @@ class JaxHandler(ArrayHandler):
             host = host.view(_dtypes.ml_dtype(_dtypes.check(name, host.dtype)))
         else:
             self.require(host, entry)
-        return self._put(host, entry["device"] if device is None else device)
+        return self._put(host, self.target(entry, device))
 
-    def from_numpy(self, array: Any, device: str) -> Any:
-        array = _dtypes.native(np.asarray(array))
-        if not self.accepts(array.dtype):
-            raise DeviceError(f"JAX has no dtype for numpy {array.dtype} arrays")
+    def build(self, array: Any, device: str) -> Any:
         return self._put(array, device)
 
     def _put(self, host: np.ndarray, device: str) -> Any:

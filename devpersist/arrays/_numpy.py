@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .._format import dtype_to_json, storage_dtype
 from ._base import CHUNK_BYTES, ArrayHandler, Encoded
+from ._descr import dtype_from_descr
 from ._dtypes import check, ml_dtype, ml_dtypes_name, native
 from ._dtypes import storage_dtype as extended_storage
 
@@ -75,10 +75,6 @@ def zero_padding(arr: np.ndarray, padding: np.ndarray) -> np.ndarray:
 
 
 class NumpyHandler(ArrayHandler):
-    namespace = "numpy"
-    modules = ("numpy",)
-    install = "numpy"
-
     def owns(self, tp: type) -> bool:
         return tp is np.ndarray or tp is np.memmap
 
@@ -137,7 +133,7 @@ class NumpyHandler(ArrayHandler):
 
 def empty_host(entry: dict[str, Any]) -> np.ndarray:
     """A fresh host array with the stored dtype, shape and order of ``entry``."""
-    shape, dtype = tuple(entry["shape"]), storage_dtype(entry["dtype"])
+    shape, dtype = tuple(entry["shape"]), dtype_from_descr(entry["dtype"])
     return np.empty(shape, dtype=dtype, order=entry["order"])
 
 
@@ -147,4 +143,4 @@ def host_bytes(arr: np.ndarray) -> memoryview:
     return flat.reshape(-1).view(np.uint8).data
 
 
-__all__ = ["NumpyHandler", "contiguous_chunks", "dtype_to_json", "empty_host", "host_bytes"]
+__all__ = ["NumpyHandler", "contiguous_chunks", "empty_host", "host_bytes"]

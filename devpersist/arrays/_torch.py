@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .._exceptions import DeviceError, FormatError, UnsupportedObjectError
-from .._format import decoded_size, storage_dtype
+from .._exceptions import FormatError, UnsupportedObjectError
 from . import _dtypes
-from ._base import ArrayHandler, Encoded, Stream
+from ._base import ArrayHandler, Encoded, Stream, imported
+from ._descr import decoded_size, dtype_from_descr
 
 #: Size of a staging buffer; a device array moves through two of them.
 STAGE_BYTES = 32 * 2**20
@@ -36,10 +36,7 @@ STAGE_BYTES = 32 * 2**20
 STREAM_MIN_BYTES = 2**20
 
 #: torch dtypes numpy has, by torch's name (the numpy name is the same)
-_NATIVE = frozenset(
-    "bool uint8 int8 int16 int32 int64 uint16 uint32 uint64 "
-    "float16 float32 float64 complex64 complex128".split()
-)
+_NATIVE = _dtypes.STANDARD_NAMES
 #: torch dtypes numpy lacks, stored as unsigned integers of the same size
 _EXTENDED = frozenset(
     "bfloat16 complex32 float4_e2m1fn_x2 float8_e4m3fn float8_e4m3fnuz float8_e5m2 "
@@ -63,21 +60,19 @@ def _dtype_name(dtype: Any) -> str:
 
 
 class TorchHandler(ArrayHandler):
-    namespace = "torch"
-    modules = ("torch",)
-    install = "torch"
     has_devices = True
     host_device = "cpu"
+    device_classes = (("torch", "device"),)
+    subclass_hint = " (tensor.as_subclass(torch.Tensor))"
 
     # -- saving ------------------------------------------------------------------------
 
     def owns(self, tp: type) -> bool:
-        torch = sys.modules.get("torch")
-        return torch is not None and (tp is torch.Tensor or tp is torch.nn.Parameter)
+        return tp is imported("torch", "Tensor") or tp is imported("torch.nn", "Parameter")
 
     def array_types(self) -> tuple[type, ...]:
-        torch = sys.modules.get("torch")
-        return (torch.Tensor,) if torch is not None else ()
+        tensor = imported("torch", "Tensor")
+        return (tensor,) if tensor is not None else ()
 
     def stores(self, obj: Any) -> bool:
         torch = sys.modules["torch"]
@@ -137,14 +132,13 @@ class TorchHandler(ArrayHandler):
             # complex32 tensors warn that ComplexHalf is experimental on each allocation
             warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
             tensor = _from_host(torch, host, name)
-            target = entry["device"] if device is None else device
+            target = self.target(entry, device)
             if torch.device(target).type != "cpu":
                 tensor = tensor.to(target)
         return _finish(torch, tensor, entry)
 
     def maps(self, entry: dict[str, Any], device: str | None) -> bool:
-        target = entry["device"] if device is None else device
-        return bool(_torch().device(target).type == "cpu")
+        return bool(_torch().device(self.target(entry, device)).type == "cpu")
 
     def decode_streamed(
         self, entry: dict[str, Any], device: str | None, stream: Stream
@@ -152,8 +146,8 @@ class TorchHandler(ArrayHandler):
         """A device tensor filled straight from the file through two staging buffers
         (pinned, with overlapped copies, for CUDA): no host copy of the whole array."""
         torch = _torch()
-        target = torch.device(entry["device"] if device is None else device)
-        stored = storage_dtype(entry["dtype"])
+        target = torch.device(self.target(entry, device))
+        stored = dtype_from_descr(entry["dtype"])
         nbytes = decoded_size(entry)
         if (
             target.type not in STREAMED
@@ -194,14 +188,8 @@ class TorchHandler(ArrayHandler):
             raise FormatError(f"{where}: torch cannot hold {stored} arrays")
         return name  # type: ignore[no-any-return]
 
-    def accepts(self, dtype: Any) -> bool:
-        return dtype.kind in "biufc" and dtype.name in _NATIVE
-
-    def from_numpy(self, array: Any, device: str) -> Any:
+    def build(self, array: Any, device: str) -> Any:
         torch = _torch()
-        array = _dtypes.native(np.asarray(array))
-        if not self.accepts(array.dtype):
-            raise DeviceError(f"torch has no dtype for numpy {array.dtype} arrays")
         if not array.flags.writeable:  # torch warns on read-only memory
             array = array.copy()
         tensor = _from_host(torch, array, None)

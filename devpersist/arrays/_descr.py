@@ -1,11 +1,13 @@
-"""Array dtypes as the manifest writes them, and back: a closed set, never objects.
+"""Element types as the manifest spells them: the closed set a file may name.
 
-Place in the data flow: the writer (:mod:`devpersist._save`) records each array's dtype
-with :func:`dtype_to_json`; the manifest validation (:mod:`devpersist._manifest`) and
-the decoders (:mod:`devpersist._devices`, ``arrays/``) parse it with
-:func:`storage_dtype`. A string is numpy's ``dtype.str`` of a closed set (booleans,
-integers, floats, complex, fixed-width bytes/text/void, datetimes); a list is a
-structured dtype's ``descr`` with tuples as lists.
+An array entry's ``dtype`` is numpy's descriptor in JSON: a string such as ``"<f4"``
+for plain types, a list of ``[name, type]`` / ``[name, type, shape]`` fields for a
+structured type. Reading one (:func:`dtype_from_descr`) accepts numpy's own spelling of
+booleans, integers, floats, complex numbers, bytes, unicode, void and datetimes only:
+never objects, never anything that runs code. :func:`dtype_to_descr` is the inverse used
+by the writer. Both sit below the container (``_format`` validates entries with them)
+and the handlers (which size and allocate arrays with them); they import nothing of
+devpersist but its errors.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._exceptions import FormatError, shown
+import numpy as np
 
-_DTYPE_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
+from .._exceptions import FormatError, shown
+
+#: The string descriptors a file may use (with ``<``, ``>``, ``|``, ``=`` or no order).
+DESCR_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
 
 
-def _dtype_from_string(descr: str) -> Any:
+def _dtype_from_string(descr: str) -> np.dtype[Any]:
     """A dtype string of the closed set. With ``<``, ``>`` or ``|`` it must be numpy's own
     spelling (``|i4`` and ``<b1`` are not); ``=`` or nothing means native order."""
-    import numpy as np
-
-    if not _DTYPE_RE.match(descr):
+    if not DESCR_RE.match(descr):
         raise ValueError(descr)
     dtype = np.dtype(descr)
     order = descr[0] if descr[0] in "<>|=" else ""
@@ -35,14 +38,29 @@ def _dtype_from_string(descr: str) -> Any:
     return dtype
 
 
-_dtype_cache: dict[str, Any] = {}
+_dtype_cache: dict[str, np.dtype[Any]] = {}
 
 
-def storage_dtype(descr: Any, where: str = "array") -> Any:
+def dtype_from_descr(descr: Any, where: str = "array") -> np.dtype[Any]:
     """The numpy dtype of stored bytes, from a closed set: never objects, never code.
 
-    Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
-    with the same structured dtype).
+    Parameters
+    ----------
+    descr : str or list
+        The entry's ``dtype`` as read from the manifest (file-supplied).
+    where : str
+        Names the array in the error message.
+
+    Returns
+    -------
+    numpy.dtype
+        Parsed dtypes are cached by their JSON text (a forest has hundreds of node arrays
+        with the same structured dtype).
+
+    Raises
+    ------
+    FormatError
+        For anything outside the closed set, object dtypes included.
     """
     key = descr if isinstance(descr, str) else repr(descr)  # repr: C speed, exact for JSON data
     dtype = _dtype_cache.get(key)
@@ -53,9 +71,7 @@ def storage_dtype(descr: Any, where: str = "array") -> Any:
     return dtype
 
 
-def _parse_dtype(descr: Any, where: str) -> Any:
-    import numpy as np
-
+def _parse_dtype(descr: Any, where: str) -> np.dtype[Any]:
     try:
         if isinstance(descr, str):
             dtype = _dtype_from_string(descr)
@@ -68,7 +84,7 @@ def _parse_dtype(descr: Any, where: str) -> Any:
     return dtype
 
 
-def _descr_from_json(descr: Any, depth: int = 0) -> Any:
+def _descr_from_json(descr: Any, depth: int = 0) -> list[tuple[Any, ...]]:
     """JSON lists back to the tuples numpy's descr uses, validating as we go."""
     if depth > 8 or not isinstance(descr, list):
         raise ValueError("bad structured dtype")
@@ -94,19 +110,20 @@ def _descr_from_json(descr: Any, depth: int = 0) -> Any:
     return fields
 
 
-_json_cache: dict[Any, Any] = {}
+_json_cache: dict[np.dtype[Any], Any] = {}
 #: The same cache by identity: hashing a structured dtype walks its fields (a forest's
 #: node arrays all share one dtype object, looked up thousands of times per save).
-_json_by_id: dict[int, tuple[Any, Any]] = {}
+_json_by_id: dict[int, tuple[np.dtype[Any], Any]] = {}
 
 
-def dtype_to_json(dtype: Any) -> Any:
-    """Inverse of :func:`storage_dtype` (descr tuples become JSON lists); cached."""
+def dtype_to_descr(dtype: np.dtype[Any]) -> Any:
+    """The manifest's spelling of ``dtype``: inverse of :func:`dtype_from_descr`.
+
+    numpy's descriptor tuples become JSON lists; cached per dtype.
+    """
     hit = _json_by_id.get(id(dtype))
     if hit is not None and hit[0] is dtype:
         return hit[1]
-    import numpy as np
-
     try:
         value = _json_cache[dtype]
     except (KeyError, TypeError):
@@ -122,3 +139,11 @@ def _tuples_to_lists(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_tuples_to_lists(v) for v in value]
     return value
+
+
+def decoded_size(entry: dict[str, Any]) -> int:
+    """The bytes of an array entry once decoded (``shape × itemsize``)."""
+    count = 1
+    for n in entry["shape"]:
+        count *= n
+    return count * int(dtype_from_descr(entry["dtype"]).itemsize)
