@@ -102,7 +102,9 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
     items, plus each container child's expansion) and the depth below it, once per
     distinct object; a reference back to an object still being walked (a cycle) counts
     as a leaf. Containers without container children (most: argument tuples, empty
-    keyword dicts, array placeholders) are settled the moment they are met.
+    keyword dicts, array placeholders) are settled as soon as they are met. The loop is
+    written flat (no helper calls per object): it is the audit's main cost on graphs of
+    many small objects (a forest).
 
     Raises
     ------
@@ -116,27 +118,24 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     active: set[int] = set()
-    known: dict[int, list[Any]] = {}  # children of containers met but not yet walked
-
-    def kids(obj: Any, tp: type) -> list[Any]:
-        items = [*obj.values(), *obj] if tp is dict else obj if tp in plain else obj.parts
-        return [c for c in items if type(c) in containers]
-
-    def own(obj: Any, tp: type) -> int:
-        return (
-            2 * len(obj) + 1 if tp is dict else len(obj) + 1 if tp in plain else len(obj.parts) + 1
-        )
-
     stack: list[tuple[Any, Any]] = [(root, None)]
+    pop, push, settled = stack.pop, stack.append, size.get
     while stack:
-        obj, children = stack.pop()
+        obj, children = pop()
         key = id(obj)
         if children is not None:  # all children done: this container's totals
-            total = own(obj, type(obj))
+            tp = type(obj)
+            total = (
+                2 * len(obj) + 1
+                if tp is dict
+                else len(obj) + 1
+                if tp in plain
+                else len(obj.parts) + 1
+            )
             deepest = 0
             for child in children:
                 ck = id(child)
-                found = size.get(ck)
+                found = settled(ck)
                 if found is not None:
                     total += found - 1
                     if depth[ck] > deepest:
@@ -145,32 +144,35 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
             active.discard(key)
             if total > MAX_EXPANDED:
                 raise _too_big()
-            if deepest + 1 > MAX_DEPTH:
+            if deepest >= MAX_DEPTH:
                 raise ResourceLimitError(
                     f"the object graph nests deeper than {MAX_DEPTH} levels (limit MAX_DEPTH)"
                 )
             continue
         if key in size or key in active:
             continue
+        tp = type(obj)
+        if tp is dict:
+            children = [c for c in (*obj.values(), *obj) if type(c) in containers]
+        elif tp in plain:
+            children = [c for c in obj if type(c) in containers]
+        else:
+            children = [c for c in obj.parts if type(c) in containers]
+        if not children:  # settled now: the totals the post-order step would give
+            total = size[key] = (
+                2 * len(obj) + 1
+                if tp is dict
+                else len(obj) + 1
+                if tp in plain
+                else len(obj.parts) + 1
+            )
+            depth[key] = 1
+            if total > MAX_EXPANDED:
+                raise _too_big()
+            continue
         active.add(key)
-        children = known.pop(key, None)
-        if children is None:
-            children = kids(obj, type(obj))
-        stack.append((obj, children))
+        push((obj, children))
         for child in children:
             ck = id(child)
-            if ck in size or ck in active:
-                continue
-            tp = type(child)
-            grandchildren = known.get(ck)
-            if grandchildren is None:
-                grandchildren = kids(child, tp)
-            if not grandchildren:  # settled now: the same totals the walk would give
-                total = size[ck] = own(child, tp)
-                depth[ck] = 1
-                known.pop(ck, None)
-                if total > MAX_EXPANDED:
-                    raise _too_big()
-                continue
-            known[ck] = grandchildren
-            stack.append((child, None))
+            if ck not in size and ck not in active:
+                push((child, None))
