@@ -16,7 +16,6 @@ import devpersist
 from devpersist import _audit, _derive, _diff, _replay, _validate
 from devpersist._exceptions import IntegrityError, ResourceLimitError
 
-
 # --------------------------------------------------------------------------- replay
 
 
