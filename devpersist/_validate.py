@@ -73,33 +73,44 @@ def trees(objs: Sequence[Any]) -> None:
 
 
 def tree_predictors(objs: Sequence[Any]) -> None:
-    """HistGradientBoosting's TreePredictor."""
-    for obj in objs:
-        _tree_predictor(obj)
-
-
-def _tree_predictor(obj: Any) -> None:
-    nodes = getattr(obj, "nodes", None)
+    """HistGradientBoosting's TreePredictor, in one batch (a model holds one per
+    iteration and class)."""
     needed = {"is_leaf", "left", "right", "feature_idx", "is_categorical", "bitset_idx"}
-    if (
-        not isinstance(nodes, np.ndarray)
-        or not needed <= set(nodes.dtype.names or ())
-        or len(nodes) == 0
-    ):
-        raise IntegrityError("histogram gradient boosting predictor: malformed nodes")
-    leaf = nodes["is_leaf"].astype(bool)
-    _children_after_parents(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf,
-                            0, len(nodes), "histogram gradient boosting predictor")  # fmt: skip
-    if (nodes["feature_idx"][~leaf] < 0).any():
-        raise IntegrityError("histogram gradient boosting predictor: negative feature index")
-    categorical = nodes["is_categorical"].astype(bool) & ~leaf
-    for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
-        bitsets = getattr(obj, name, None)
-        if categorical.any() and (
-            not isinstance(bitsets, np.ndarray)
-            or nodes["bitset_idx"][categorical].max() >= len(bitsets)
+    all_nodes, sizes, n_bitsets = [], [], []
+    for obj in objs:
+        nodes = getattr(obj, "nodes", None)
+        if (
+            not isinstance(nodes, np.ndarray)
+            or not needed <= set(nodes.dtype.names or ())
+            or len(nodes) == 0
         ):
-            raise IntegrityError("histogram gradient boosting predictor: bitset index out of range")
+            raise IntegrityError("histogram gradient boosting predictor: malformed nodes")
+        all_nodes.append(nodes)
+        sizes.append(len(nodes))
+        counts = []
+        for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+            bitsets = getattr(obj, name, None)
+            counts.append(len(bitsets) if isinstance(bitsets, np.ndarray) else -1)
+        n_bitsets.append(min(counts))  # -1: no bitsets, so no categorical split may exist
+    if not sizes:
+        return
+    what = "histogram gradient boosting predictor"
+    count = np.asarray(sizes, dtype=np.int64)
+    # fields one by one: predictors of one model share a dtype, but a file need not
+    left = np.concatenate([n["left"].astype(np.int64) for n in all_nodes])
+    right = np.concatenate([n["right"].astype(np.int64) for n in all_nodes])
+    leaf = np.concatenate([n["is_leaf"].astype(bool) for n in all_nodes])
+    start = np.repeat(np.cumsum(count) - count, count)
+    _children_after_parents(left, right, leaf, start, np.repeat(count, count), what)
+    feature = np.concatenate([n["feature_idx"] for n in all_nodes])
+    if (feature[~leaf] < 0).any():
+        raise IntegrityError(f"{what}: negative feature index")
+    categorical = np.concatenate([n["is_categorical"].astype(bool) for n in all_nodes]) & ~leaf
+    if categorical.any():
+        bitset_idx = np.concatenate([n["bitset_idx"].astype(np.int64) for n in all_nodes])
+        limit = np.repeat(np.asarray(n_bitsets, dtype=np.int64), count)
+        if (bitset_idx[categorical] >= limit[categorical]).any():
+            raise IntegrityError(f"{what}: bitset index out of range")
 
 
 def binary_trees(objs: Sequence[Any]) -> None:

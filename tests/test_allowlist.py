@@ -374,6 +374,55 @@ def test_cold_start_imports_no_library_and_reads_no_table():
     assert json.loads(proc.stdout.splitlines()[-1]) == {"sklearn": False, "table": 0}
 
 
+def test_a_first_load_imports_no_library_module_pickle_would_not():
+    """The allowlist imports nothing a file does not name: in a fresh process, loading a
+    forest imports no scikit-learn or scipy module that ``pickle.load`` of the same model
+    does not import too (the class rule's bases are only looked up in ``sys.modules``)."""
+    script = textwrap.dedent(
+        """
+        import json, pickle, sys
+        import numpy as np
+        import sklearn
+        import devpersist
+        path, how = sys.argv[1], sys.argv[2]
+        before = set(sys.modules)
+        if how == "pickle":
+            with open(path, "rb") as f:
+                pickle.load(f)
+        else:
+            devpersist.load(path)
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    model = RandomForestClassifier(2, random_state=0).fit(X, X[:, 0] > 0)
+    folder = os.environ.get("TMPDIR", "/tmp")
+    paths = {"pickle": f"{folder}/dp-cold-{uuid.uuid4().hex}.pkl",
+             "devpersist": f"{folder}/dp-cold-{uuid.uuid4().hex}.dp"}  # fmt: skip
+    try:
+        import pickle
+
+        with open(paths["pickle"], "wb") as f:
+            pickle.dump(model, f, protocol=5)
+        devpersist.dump(model, paths["devpersist"])
+        env = {k: v for k, v in os.environ.items() if k != "SCIPY_ARRAY_API"}
+        imported = {}
+        for how, path in paths.items():
+            proc = subprocess.run([sys.executable, "-c", script, path, how], capture_output=True,
+                                  text=True, timeout=120, env=env, check=False)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            imported[how] = set(json.loads(proc.stdout.splitlines()[-1]))
+    finally:
+        for path in paths.values():
+            if os.path.exists(path):
+                os.remove(path)
+    extra = imported["devpersist"] - imported["pickle"]
+    assert imported["pickle"], "pickle.load imported nothing: the check would be empty"
+    assert not [m for m in extra if m.partition(".")[0] in ("sklearn", "scipy", "sklearnex")]
+
+
 CODE_RUNNERS = [
     "builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr",
     "builtins.__import__", "builtins.open", "builtins.breakpoint", "os.system",

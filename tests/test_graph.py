@@ -158,3 +158,17 @@ def test_a_forest_round_trips_through_the_batched_check(forest):
     loaded = devpersist.loads(data)
     assert type(loaded) is type(forest)
     np.testing.assert_array_equal(loaded.predict_proba(np.eye(3)), forest.predict_proba(np.eye(3)))
+
+
+def test_a_predictor_child_index_into_the_next_predictor_is_refused():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X = np.random.RandomState(0).normal(size=(200, 3))
+    model = HistGradientBoostingRegressor(max_iter=3, random_state=0).fit(X, X[:, 0])
+    predictors = [pickle.loads(pickle.dumps(p[0])) for p in model._predictors]
+    _validate.tree_predictors(predictors)  # as fitted: valid
+    first = predictors[0]
+    inner = int(np.nonzero(first.nodes["is_leaf"] == 0)[0][-1])
+    first.nodes["left"][inner] = len(first.nodes)  # the next predictor's root, in a batch
+    with pytest.raises(IntegrityError, match="outside the tree"):
+        _validate.tree_predictors(predictors)
