@@ -315,6 +315,7 @@ REASONS = {
     "not_estimator": "not a class deriving from an estimator or fitted-state base",
     "never": "on the never list: {why}",
     "called_reference": "may only be referenced, not called (calling it on file data {why})",
+    "called_rule_reference": "may only be referenced, not called (the allowlist's rule: {why})",
     "modified": "what it returns may not be modified by the file (shared or immutable state)",
     "called_result": "the file calls what a call to it returned, which no saved object needs",
 }

@@ -322,8 +322,12 @@ def use_refusals(
         bad[_label(origin)] = Refusal("called_result")
     for origin in sorted(called, key=str):
         if origin in approved and use_of(origin, approved[origin], trusted) == REF:
-            why = "could allocate without bound or run what it names"
-            bad[_label(origin)] = Refusal("called_reference", why=why)
+            rule = ADMITTED.get(origin)
+            if rule is not None:  # the table says why it is a reference
+                bad[_label(origin)] = Refusal("called_rule_reference", why=rule.why)
+            else:
+                why = "could allocate without bound or run what it names"
+                bad[_label(origin)] = Refusal("called_reference", why=why)
     for origin in sorted(modified, key=str):
         if origin in approved and use_of(origin, approved[origin], trusted) != FRESH:
             bad.setdefault(_label(origin), Refusal("modified"))

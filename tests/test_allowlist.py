@@ -340,6 +340,17 @@ def test_docs_show_the_rule_table():
     assert shown == _rule_table.markdown()
 
 
+def test_a_misused_reference_is_refused_with_its_rule_reason():
+    """Error messages read the same table as the audit: the rule's own reason."""
+    data = _file(H.call(H.stack_global("builtins", "str"), H.text("x")))
+    with pytest.raises(UntrustedTypeError) as info:
+        devpersist.loads(data)
+    why = _rule_table.RULES[("builtins", "str")].why
+    assert info.value.reasons == {
+        "builtins.str": f"may only be referenced, not called (the allowlist's rule: {why})"
+    }
+
+
 def test_a_never_refusal_is_known_by_its_kind_not_its_wording():
     from devpersist._rules import Refusal
 
