@@ -20,7 +20,7 @@ from ._exceptions import ResourceLimitError, UnsupportedObjectError
 from ._opcodes import precheck
 from ._reconstructors import WIRE_MODULE, reduce_builtin_function
 from ._rule_table import ADMITTED, REDUCERS
-from .arrays import foreign_array, handler_for
+from .arrays import ArrayHandler, foreign_array, handler_for
 
 PROTOCOL = 5
 
@@ -31,7 +31,7 @@ class ArrayRef:
 
     __slots__ = ("handler", "obj", "owner")
 
-    def __init__(self, obj: Any, handler: Any, owner: Any) -> None:
+    def __init__(self, obj: Any, handler: ArrayHandler, owner: Any) -> None:
         self.obj = obj
         self.handler = handler
         self.owner = owner

@@ -35,9 +35,9 @@ class Record:
 
     def __init__(self) -> None:
         self.names: set[Name] = set()
-        self.called: set[Any] = set()
-        self.modified: set[Any] = set()
-        self.called_results: set[Any] = set()
+        self.called: set[Name] = set()
+        self.modified: set[Name] = set()
+        self.called_results: set[Name] = set()
         self.pids: set[Any] = set()
         self.stub_types: set[type] = set()
 
@@ -54,7 +54,7 @@ class Node:
 
     __slots__ = ("parts",)
     parts: list[Any]
-    origin: Any = None
+    origin: Name = ("", "")  # set on each subclass
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Node:  # NEWOBJ calls __new__ only
         self = object.__new__(cls)
@@ -110,15 +110,15 @@ class Traced(Node):
         self.ops.append(op)
 
 
-def label(origin: Any) -> str:
+def label(origin: Name) -> str:
     """A node origin as ``"module.qualname"``."""
-    return ".".join(origin) if isinstance(origin, tuple) else str(origin)
+    return ".".join(origin)
 
 
-_classes: dict[tuple[type, Any], type] = {}
+_classes: dict[tuple[type, Name], type] = {}
 
 
-def node_class(base: type, origin: Any) -> type:
+def node_class(base: type, origin: Name) -> type:
     """The (cached) node class of ``origin`` (bounded: names come from files)."""
     cls = _classes.get((base, origin))
     if cls is None:
