@@ -136,9 +136,7 @@ def warn_decoded(arrays: list[dict[str, Any]], pack_compressed: bool = False) ->
     decoded = [
         a
         for a in arrays
-        if "codec" in a
-        or "precision" in a.get("meta", {})
-        or (pack_compressed and a.get("packed"))
+        if "codec" in a or "precision" in a.get("meta", {}) or (pack_compressed and a.get("packed"))
     ]
     if decoded:
         import warnings

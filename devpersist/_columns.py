@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arrays import dtype_from_descr, namespaces
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._manifest import (
     CHECKSUM_RE,
@@ -36,6 +35,7 @@ from ._manifest import (
     validate_meta,
 )
 from ._protocol import HEADER, PACK_ALIGNMENT, Trailer, align
+from .arrays import dtype_from_descr, namespaces
 
 MANIFEST_KEYS_V2 = {**MANIFEST_KEYS, "arrays": dict, "pack": dict}
 PACK_KEYS = {"offset": int, "length": int, "checksum": str, "codec": str}

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import json
 import pickle
 import pkgutil
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _rules
+from ._replay import replay
 
 OUT = Path(__file__).with_name("_derived_names.json")
 PACKAGES = ("sklearn", "sklearnex", "onedal", "daal4py")
@@ -97,48 +97,11 @@ def inspect_modules(table: dict[str, dict[str, str]]) -> None:
                     table.setdefault(name, {})[attr] = kind
 
 
-class _Inert:
-    called = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        type(self).called = True
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
-        result: _Inert = type("_Result", (_Inert,), {})()
-        return result
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-
-class _Recorder(pickle.Unpickler):
-    """Lists the globals a pickle names, building nothing real."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data))
-        self.classes: dict[tuple[str, str], type[_Inert]] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        return self.classes.setdefault((module, name), type("_Named", (_Inert,), {}))
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _Inert()
-
-
 def pickled_names(obj: Any) -> dict[tuple[str, str], bool]:
-    """The globals pickling ``obj`` names, each with whether the stream calls it."""
-    recorder = _Recorder(pickle.dumps(obj, protocol=5))
-    recorder.load()
-    return {name: cls.called for name, cls in recorder.classes.items()}
+    """The globals pickling ``obj`` names, each with whether the stream calls it (the
+    stream is replayed inertly: :mod:`devpersist._replay`)."""
+    _, record, _ = replay(pickle.dumps(obj, protocol=5))
+    return {name: name in record.called for name in record.names}
 
 
 def _problems() -> dict[str, tuple[Any, Any]]:

@@ -22,10 +22,8 @@ object is built; devices and namespace modules inside the graph follow the same 
 
 from __future__ import annotations
 
-import contextvars
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -41,12 +39,6 @@ HOST = "cpu"
 DeviceSpec = None | str | dict[str, str] | Callable[[str, str], str]
 #: An array's place: ``(library, device)``.
 Place = tuple[str, str]
-
-#: The Placement of the load in progress; None outside a load. Reconstructors of
-#: device objects and namespace modules (``_namespaces``) ask it where things go.
-TARGET: contextvars.ContextVar[Placement | None] = contextvars.ContextVar(
-    "devpersist_placement", default=None
-)
 
 
 class DeviceFallbackWarning(UserWarning):
@@ -192,14 +184,6 @@ class Placement:
             if move not in self.moves:  # reported in the same single warning as arrays
                 self.moves.append(move)
         return handler_for_namespace(library).device_object(device)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        token = TARGET.set(self)
-        try:
-            yield
-        finally:
-            TARGET.reset(token)
 
     def target_library(self, namespace: str) -> str:
         """The library arrays (and namespace modules) of ``namespace`` become."""

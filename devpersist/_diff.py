@@ -2,22 +2,23 @@
 object graph (an estimator's hyperparameters and fitted attributes), read without
 importing or building anything from the file.
 
-The graph is first audited (:func:`devpersist._graph.audit`: limits, validity), then
-replayed through an unpickler whose globals are inert records of their name, arguments
-and state, like the audit's stubs; arrays stay placeholders (the manifest's checksums
-compare them). Only numpy scalars and dtypes are decoded, from their bytes, to print
+The graph is first audited (:func:`devpersist._audit.audit`: limits, validity), then
+replayed by the same inert replay (:mod:`devpersist._replay`, traced nodes that keep
+what each part was); arrays stay placeholders (the manifest's checksums compare
+them). Only numpy scalars and dtypes are decoded, from their bytes, to print
 ``1.5`` rather than a record. So a file with untrusted types can be diffed too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import re
 from typing import Any
 
+from ._audit import said
 from ._exceptions import FormatError, printable
+from ._replay import ARRAY_ORIGIN, Node, Traced, label
+from ._replay import replay as _replay
 
 #: Longest value shown in a line of the diff.
 MAX_SHOWN = 80
@@ -25,71 +26,37 @@ MAX_SHOWN = 80
 MAX_VALUES = 1_000_000
 
 
-class _Global:
-    """Base of the class each global the graph names becomes: never imported; calling it
-    (REDUCE) or its ``__new__`` (NEWOBJ) records a :class:`_Node` instead."""
-
-    name = ""
-
-
 class _Node:
-    """What calling a global built: its name, arguments, and what BUILD/APPEND/SETITEM
-    added to it."""
+    """A replayed call, shown: its name, arguments, and what BUILD/APPEND/SETITEM added
+    (read from a :class:`devpersist._replay.Traced` node)."""
 
-    def __init__(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.name, self.args, self.kwargs = name, args, kwargs
+    def __init__(self, node: Traced) -> None:
+        self.name = label(type(node).origin)
+        args, kwargs, *rest = node.parts
+        self.args: tuple[Any, ...] = args
+        self.kwargs: dict[str, Any] = kwargs
         self.state: Any = None
         self.items: list[Any] = []
         self.mapping: dict[Any, Any] = {}
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def append(self, item: Any) -> None:
-        self.items.append(item)
-
-    def extend(self, items: Any) -> None:
-        self.items.extend(items)
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.mapping[key] = value
-
-
-class _Array:
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-
-class _Replay(pickle.Unpickler):
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data))
-        self._globals: dict[str, type[_Global]] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        qualified = f"{module}.{name}"
-        found = self._globals.get(qualified)
-        if found is None:
-
-            def record(cls: type, *args: Any, **kwargs: Any) -> _Node:
-                return _Node(qualified, args, kwargs)
-
-            found = type("Global", (_Global,), {"name": qualified, "__new__": record})
-            self._globals[qualified] = found
-        return found
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _Array(pid)
+        parts = iter(rest)
+        for op in node.ops:
+            if op == "state":
+                self.state = next(parts)
+            elif op == "item":
+                self.items.append(next(parts))
+            elif op == "items":
+                self.items.extend(next(parts))
+            else:  # "set": key, value
+                key = next(parts)
+                self.mapping[key] = next(parts)
 
 
 def replay(graph: bytes) -> Any:
-    """The audited ``graph`` as a tree of :class:`_Node`, plain values and placeholders."""
+    """The audited ``graph`` as replayed nodes, plain values and array placeholders."""
     try:
-        return _Replay(graph).load()
+        return _replay(graph, node=Traced)[0]
     except Exception as exc:  # audited already: a stream only real objects could build
-        raise FormatError(f"the object graph cannot be compared: {exc}") from exc
+        raise FormatError(f"the object graph cannot be compared: {said(exc)}") from exc
 
 
 _DTYPE_CODE = re.compile(r"[<>=|]?[biufc][1-9][0-9]?")
@@ -107,6 +74,7 @@ def _numpy_value(node: _Node) -> Any:
             return np.dtype(code) if _DTYPE_CODE.fullmatch(code) else None
         if node.name in _NUMPY_SCALARS and len(node.args) == 2:
             dtype, data = node.args
+            dtype = _shown(dtype)
             if isinstance(dtype, _Node) and isinstance(data, bytes):
                 kind = _numpy_value(dtype)
                 if (
@@ -136,17 +104,22 @@ def flatten(root: Any) -> dict[str, tuple[str, str, str]]:
     attributes without a trailing underscore), else ``"attribute"``."""
     out: dict[str, tuple[str, str, str]] = {}
     seen: set[int] = set()
+    root = _shown(root)
     root_name = (
         printable(root.name.rpartition(".")[2]) if isinstance(root, _Node) else type(root).__name__
     )
     stack: list[tuple[str, Any, str]] = [(root_name, root, "attribute")]
     while stack and len(out) < MAX_VALUES:
-        path, obj, kind = stack.pop()
-        if isinstance(obj, _Array):
+        path, raw, kind = stack.pop()
+        if isinstance(raw, Node) and type(raw).origin == ARRAY_ORIGIN:
             continue  # compared through the manifest's checksums
-        if isinstance(obj, type) and issubclass(obj, _Global):
-            out[path] = _entry(kind, obj.name)
+        if isinstance(raw, type) and issubclass(raw, Node):
+            out[path] = _entry(kind, label(raw.origin))  # a global kept as a value
             continue
+        if id(raw) in seen:
+            out[path] = _entry(kind, "<shared>")
+            continue
+        obj = _shown(raw)
         if isinstance(obj, _Node):
             value = _numpy_value(obj)
             if value is not None:
@@ -155,12 +128,13 @@ def flatten(root: Any) -> dict[str, tuple[str, str, str]]:
         if not isinstance(obj, (_Node, list, tuple, dict, set, frozenset)):
             out[path] = _entry(kind, repr(obj))
             continue
-        if id(obj) in seen:
-            out[path] = _entry(kind, "<shared>")
-            continue
-        seen.add(id(obj))
+        seen.add(id(raw))
         stack.extend(reversed(list(_children(path, obj, out, kind))))
     return out
+
+
+def _shown(obj: Any) -> Any:
+    return _Node(obj) if isinstance(obj, Traced) else obj
 
 
 def _children(

@@ -15,11 +15,11 @@ from typing import Any
 from . import _codecs, _config
 from ._devices import Placement
 from ._exceptions import IntegrityError
-from .arrays import decoded_size
 from ._graph import audit
 from ._load import open_container, open_source
 from ._safety import audit_refusals, normalize_trusted
 from ._save import FileLike
+from .arrays import decoded_size
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from . import _codecs, _config, _remote
 from ._devices import Placement
@@ -139,11 +139,11 @@ def load_container(container: Container, options: LoadOptions) -> Any:
     if planned and not _config.needs_restoring(planned):
         planned = None  # scikit-learn's defaults: nothing to apply, nothing to wrap
     quiet = warnings.catch_warnings() if mismatch else contextlib.nullcontext()
-    with placement.active(), _config.applied(_config.for_building(planned)), quiet:
+    with _config.applied(_config.for_building(planned)), quiet:
         if mismatch:  # already reported, in one table: silence scikit-learn's own
             warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator")
         arrays = _decode_all(container, placement, options.progress)
-        obj = load_graph(graph, approved, arrays)
+        obj = load_graph(graph, approved, arrays, placement)
         if (placement.namespace or placement.device) is not None and _config.defines_hook(approved):
             obj = _config.honour_hook(obj)  # scikit-learn's conversion protocol
     placement.report()
@@ -182,7 +182,7 @@ def load(
     trusted: Iterable[Any] | None = None,
     device: Any = None,
     namespace: str | None = None,
-    fallback: str = "host",
+    fallback: Literal["host", "raise"] = "host",
     restore_config: bool = True,
     restore_precision: bool = True,
     strict: bool = False,
@@ -262,7 +262,7 @@ def loads(
     trusted: Iterable[Any] | None = None,
     device: Any = None,
     namespace: str | None = None,
-    fallback: str = "host",
+    fallback: Literal["host", "raise"] = "host",
     restore_config: bool = True,
     restore_precision: bool = True,
     strict: bool = False,

@@ -21,9 +21,9 @@ from typing import Any
 
 import xxhash
 
-from .arrays import dtype_from_descr, namespaces
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._protocol import ALIGNMENT, HEADER, Trailer, align
+from .arrays import dtype_from_descr, namespaces
 
 #: JSON objects and arrays (``{``, ``[``) in a manifest: at most one per this many bytes
 #: (a real manifest has one per 20 bytes or more: a forest's is about 30), or this many.

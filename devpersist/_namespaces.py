@@ -7,8 +7,8 @@ namespace into the numpy one, ``device="cpu"`` turns ``cuda:0`` into ``cpu``).
 
 Data flow: the pickler (``_graph``) calls :func:`namespace_name` and
 :func:`device_reduce` while saving; the reconstructors call :func:`namespace_module` and
-:func:`device_object` while building, which ask the load's :class:`Placement` (the
-``TARGET`` context variable, defined with it in ``_devices``). What a device object is,
+:func:`device_object` while building, which ask the load's :class:`Placement`, passed to
+them by the safe unpickler (the rules marked ``placed``). What a device object is,
 per library, is known to the array registry (``arrays``).
 """
 
@@ -18,7 +18,7 @@ import importlib
 from typing import Any
 
 from . import arrays
-from ._devices import TARGET, Placement
+from ._devices import Placement
 from ._exceptions import FormatError, UnsupportedObjectError
 
 # array-api-compat's wrapper modules (``<prefix>.<library>``), vendored under these
@@ -31,7 +31,6 @@ _COMPAT_PREFIXES = (
 _COMPAT_WRAPS = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "dask.array": "dask"}
 
 __all__ = [
-    "TARGET",
     "device_object",
     "device_reduce",
     "is_device_type",
@@ -72,15 +71,15 @@ def namespace_name(module: Any) -> str:
     )
 
 
-def namespace_module(name: Any) -> Any:
-    """Import the namespace module ``name``, converted to the load's target library."""
+def namespace_module(name: Any, placement: Placement | None = None) -> Any:
+    """Import the namespace module ``name``, converted to ``placement``'s target library
+    (the load's; None keeps the saved library)."""
     if not isinstance(name, str):
         raise FormatError("malformed namespace module name")
     found = _split(name)
     if found is None:
         raise FormatError(f"{name[:200]!r} is not a known array namespace module")
     prefix, module, library = found
-    placement = TARGET.get()
     target = placement.target_library(library) if placement else library
     if target != library:
         wrapped = {lib: mod for mod, lib in _COMPAT_WRAPS.items()}.get(target)
@@ -106,8 +105,8 @@ def device_reduce(obj: Any) -> tuple[str, str] | None:
     return arrays.namespace_of_device(obj)
 
 
-def device_object(namespace: Any, device: Any) -> Any:
-    """Rebuild a device object, placed by the load's rules (as its arrays are)."""
+def device_object(namespace: Any, device: Any, placement: Placement | None = None) -> Any:
+    """Rebuild a device object, placed by ``placement`` (the load's) as its arrays are."""
     if not isinstance(namespace, str) or not isinstance(device, str):
         raise FormatError("malformed device record")
     if (
@@ -115,7 +114,6 @@ def device_object(namespace: Any, device: Any) -> Any:
         or not arrays.handler_for_namespace(namespace).device_classes
     ):
         raise FormatError(f"unknown device namespace {namespace[:64]!r}")
-    placement = TARGET.get()
     if placement is None:
         placement = Placement()
     return placement.device_object(namespace, device)

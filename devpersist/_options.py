@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import _codecs
 from ._devices import Placement
@@ -52,7 +52,7 @@ class LoadOptions:
     trusted: Iterable[Any] | None = None
     device: Any = None
     namespace: str | None = None
-    fallback: str = "host"
+    fallback: Literal["host", "raise"] = "host"
     restore_config: bool = True
     restore_precision: bool = True
     strict: bool = False

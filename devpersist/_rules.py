@@ -7,7 +7,10 @@
 * :data:`BASES` -- the estimator and fitted-state bases of the class rule.
 * :data:`NEVER` -- callables that run code, touch the system or allocate on demand: refused
   even in ``trusted=`` unless wrapped in :func:`devpersist.dangerously_trust`.
-* :data:`REASONS` -- the reason given for each kind of refusal.
+* :data:`REASONS` -- the reason given for each kind of refusal (:class:`Refusal`).
+
+The hand-made rules (one :class:`~devpersist._rule_table.Rule` per name) are
+:mod:`devpersist._rule_table`.
 
 The engine that reads them is :mod:`devpersist._safety`.
 """
@@ -312,9 +315,22 @@ REASONS = {
     "not_estimator": "not a class deriving from an estimator or fitted-state base",
     "never": "on the never list: {why}",
     "called_reference": "may only be referenced, not called (calling it on file data {why})",
+    "called_rule_reference": "may only be referenced, not called (the allowlist's rule: {why})",
     "modified": "what it returns may not be modified by the file (shared or immutable state)",
     "called_result": "the file calls what a call to it returned, which no saved object needs",
 }
+
+
+class Refusal(str):
+    """Why a name is refused: the text of :data:`REASONS` ``[kind]``, with its ``kind``
+    (callers branch on the kind, never on the wording)."""
+
+    kind: str
+
+    def __new__(cls, kind: str, **fields: str) -> Refusal:
+        self = super().__new__(cls, REASONS[kind].format(**fields))
+        self.kind = kind
+        return self
 
 
 # --------------------------------------------------------------------------- derived

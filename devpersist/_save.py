@@ -20,7 +20,6 @@ from typing import IO, Any, Union
 
 from . import _codecs, _config, _format, _remote
 from ._atomic import atomic_target
-from .arrays import dtype_to_descr
 from ._environment import cpu_name, environment
 from ._exceptions import UntrustedTypeWarning
 from ._graph import audit, dump_graph
@@ -30,6 +29,7 @@ from ._protocol import PACK_MAX_BYTES
 from ._safety import audit_refusals
 from ._walk import array_paths
 from ._writer import BlobSource, Compression
+from .arrays import dtype_to_descr
 
 PathLike = Union[str, "os.PathLike[str]"]
 FileLike = Union[PathLike, IO[bytes]]  # noqa: UP007

@@ -3,82 +3,123 @@
 Every index a Cython predict loop follows must stay inside the arrays it indexes, and
 every tree walk must end: children come after their parent (scikit-learn builds trees in
 that order), so no chain of child links can cycle. These run on the objects a load
-builds, before the object is returned.
+builds, before the object is returned. Each check takes every object one name built in
+a load as one batch: a forest's 500 trees are checked with a few array operations over
+all their nodes at once, not 500 times a dozen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ._checked import check_dtype
 from ._exceptions import IntegrityError
 
 
 def _children_after_parents(
-    left: np.ndarray, right: np.ndarray, leaf: np.ndarray, what: str
+    left: np.ndarray, right: np.ndarray, leaf: np.ndarray, start: Any, stop: Any, what: str
 ) -> None:
-    n = len(left)
-    index = np.arange(n)
+    """Inner nodes' children lie after them and inside their own tree (``start``/``stop``:
+    per node, the bounds of its tree in the concatenated arrays, or scalars)."""
+    index = np.arange(len(left))
     inner = ~leaf
     for child in (left, right):
         kids = child[inner]
-        if kids.size and ((kids <= index[inner]).any() or kids.max() >= n):
+        if kids.size == 0:
+            continue
+        lo = index[inner] if np.ndim(start) == 0 else index[inner] - start[inner]
+        hi = stop if np.ndim(stop) == 0 else stop[inner]
+        if (kids <= lo).any() or (kids >= hi).any():
             raise IntegrityError(f"{what}: a child index points backwards or outside the tree")
 
 
-def _dtype(obj: Any) -> None:
-    from ._safety import check_dtype
+def dtypes(objs: Sequence[Any]) -> None:
+    """Every dtype a load built (pickle may BUILD a dtype: see :func:`check_dtype`)."""
+    for obj in objs:
+        check_dtype(obj)
 
-    check_dtype(obj)
 
-
-def tree(obj: Any) -> None:
-    """sklearn.tree._tree.Tree (decision trees, forests, gradient boosting)."""
-    n = obj.node_count
-    nodes = obj.__getstate__()["nodes"]
-    if n != len(nodes) or obj.value.shape[0] != n:
-        raise IntegrityError("decision tree: node count does not match its arrays")
-    if n == 0:
+def trees(objs: Sequence[Any]) -> None:
+    """sklearn.tree._tree.Tree (decision trees, forests, gradient boosting), in one batch."""
+    lefts, rights, features, sizes, n_features = [], [], [], [], []
+    for obj in objs:
+        n = obj.node_count
+        nodes = obj.__getstate__()["nodes"]
+        if n != len(nodes) or obj.value.shape[0] != n:
+            raise IntegrityError("decision tree: node count does not match its arrays")
+        lefts.append(nodes["left_child"])
+        rights.append(nodes["right_child"])
+        features.append(nodes["feature"])
+        sizes.append(n)
+        n_features.append(obj.n_features)
+    if not sizes or sum(sizes) == 0:
         return
-    left, right = nodes["left_child"], nodes["right_child"]
+    left, right, feature = np.concatenate(lefts), np.concatenate(rights), np.concatenate(features)
+    count = np.asarray(sizes, dtype=np.int64)
     leaf = left == -1
     if not np.array_equal(leaf, right == -1):
         raise IntegrityError("decision tree: a node has exactly one child")
-    _children_after_parents(left, right, leaf, "decision tree")
-    features = nodes["feature"][~leaf]
-    if features.size and (features.min() < 0 or features.max() >= obj.n_features):
+    start = np.repeat(np.cumsum(count) - count, count)  # each node's tree offset
+    _children_after_parents(left, right, leaf, start, np.repeat(count, count), "decision tree")
+    inner = ~leaf
+    used = feature[inner]
+    if used.size and (
+        used.min() < 0 or (used >= np.repeat(np.asarray(n_features), count)[inner]).any()
+    ):
         raise IntegrityError("decision tree: a feature index is out of range")
 
 
-def tree_predictor(obj: Any) -> None:
-    """HistGradientBoosting's TreePredictor."""
-    nodes = getattr(obj, "nodes", None)
+def tree_predictors(objs: Sequence[Any]) -> None:
+    """HistGradientBoosting's TreePredictor, in one batch (a model holds one per
+    iteration and class)."""
     needed = {"is_leaf", "left", "right", "feature_idx", "is_categorical", "bitset_idx"}
-    if (
-        not isinstance(nodes, np.ndarray)
-        or not needed <= set(nodes.dtype.names or ())
-        or len(nodes) == 0
-    ):
-        raise IntegrityError("histogram gradient boosting predictor: malformed nodes")
-    leaf = nodes["is_leaf"].astype(bool)
-    _children_after_parents(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf,
-                            "histogram gradient boosting predictor")  # fmt: skip
-    if (nodes["feature_idx"][~leaf] < 0).any():
-        raise IntegrityError("histogram gradient boosting predictor: negative feature index")
-    categorical = nodes["is_categorical"].astype(bool) & ~leaf
-    for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
-        bitsets = getattr(obj, name, None)
-        if categorical.any() and (
-            not isinstance(bitsets, np.ndarray)
-            or nodes["bitset_idx"][categorical].max() >= len(bitsets)
+    all_nodes, sizes, n_bitsets = [], [], []
+    for obj in objs:
+        nodes = getattr(obj, "nodes", None)
+        if (
+            not isinstance(nodes, np.ndarray)
+            or not needed <= set(nodes.dtype.names or ())
+            or len(nodes) == 0
         ):
-            raise IntegrityError("histogram gradient boosting predictor: bitset index out of range")
+            raise IntegrityError("histogram gradient boosting predictor: malformed nodes")
+        all_nodes.append(nodes)
+        sizes.append(len(nodes))
+        counts = []
+        for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+            bitsets = getattr(obj, name, None)
+            counts.append(len(bitsets) if isinstance(bitsets, np.ndarray) else -1)
+        n_bitsets.append(min(counts))  # -1: no bitsets, so no categorical split may exist
+    if not sizes:
+        return
+    what = "histogram gradient boosting predictor"
+    count = np.asarray(sizes, dtype=np.int64)
+    # fields one by one: predictors of one model share a dtype, but a file need not
+    left = np.concatenate([n["left"].astype(np.int64) for n in all_nodes])
+    right = np.concatenate([n["right"].astype(np.int64) for n in all_nodes])
+    leaf = np.concatenate([n["is_leaf"].astype(bool) for n in all_nodes])
+    start = np.repeat(np.cumsum(count) - count, count)
+    _children_after_parents(left, right, leaf, start, np.repeat(count, count), what)
+    feature = np.concatenate([n["feature_idx"] for n in all_nodes])
+    if (feature[~leaf] < 0).any():
+        raise IntegrityError(f"{what}: negative feature index")
+    categorical = np.concatenate([n["is_categorical"].astype(bool) for n in all_nodes]) & ~leaf
+    if categorical.any():
+        bitset_idx = np.concatenate([n["bitset_idx"].astype(np.int64) for n in all_nodes])
+        limit = np.repeat(np.asarray(n_bitsets, dtype=np.int64), count)
+        if (bitset_idx[categorical] >= limit[categorical]).any():
+            raise IntegrityError(f"{what}: bitset index out of range")
 
 
-def binary_tree(obj: Any) -> None:
+def binary_trees(objs: Sequence[Any]) -> None:
     """KDTree and BallTree (nearest neighbours)."""
+    for obj in objs:
+        _binary_tree(obj)
+
+
+def _binary_tree(obj: Any) -> None:
     data, idx_array, node_data, node_bounds = obj.get_arrays()
     n = len(data)
     if len(idx_array) != n or (n and (idx_array.min() < 0 or idx_array.max() >= n)):
@@ -97,30 +138,14 @@ def binary_tree(obj: Any) -> None:
         raise IntegrityError("neighbours tree: node bounds do not match the data")
 
 
-#: global name -> (how to hook it, check). "reduce": the global is called and returns
-#: the object; "class": pickle instantiates the class (NEWOBJ) then sets its state.
-VALIDATORS: dict[tuple[str, str], tuple[str, Callable[[Any], None]]] = {
-    # a dtype may be BUILT by the stream (pickle does so for structured and non-native
-    # dtypes): checked after the whole object is built, and at each use in the stream
-    ("numpy", "dtype"): ("reduce", _dtype),
-    ("sklearn.tree._tree", "Tree"): ("reduce", tree),
-    ("sklearn.neighbors._kd_tree", "newObj"): ("reduce", binary_tree),
-    ("sklearn.neighbors._ball_tree", "newObj"): ("reduce", binary_tree),
-    ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"): (
-        "class",
-        tree_predictor,
-    ),
-}
-
-
-def checked_class(cls: type, validator: Callable[[Any], None], built: list[Any]) -> type:
+def checked_class(cls: type, built: list[Any]) -> type:
     """Stands in for ``cls`` under pickle's NEWOBJ (which needs a class): its ``__new__``
-    returns a genuine ``cls`` instance and registers it for validation once the whole
+    returns a genuine ``cls`` instance and records it for the check once the whole
     object is built, so the loaded object's type is exactly ``cls``."""
 
     def __new__(sub: type, *args: Any, **kwargs: Any) -> Any:
         inst = cls.__new__(cls, *args, **kwargs)
-        built.append((validator, inst))
+        built.append(inst)
         return inst
 
     return type(cls.__name__, (cls,), {"__new__": __new__, "__module__": cls.__module__})

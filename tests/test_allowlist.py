@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import devpersist
-from devpersist import _derive, _rules, _safety
+from devpersist import _derive, _rule_table, _rules, _safety
 from devpersist._exceptions import UnsafeTrustError, UntrustedTypeError, UntrustedTypeWarning
 
 
@@ -288,16 +288,81 @@ def test_installed_libraries_have_no_name_the_table_lacks():
     )
 
 
-def test_hand_entries_without_a_listed_use_are_classes():
-    """use_of decides EXACT entries without importing them; check that against the objects."""
-    for name, resolver in _safety.EXACT.items():
-        if name in _safety.USES or name in _safety.REFERENCE_ONLY:
-            continue
+def test_every_imported_rule_names_a_real_object_of_its_use():
+    """Each rule of the table resolves to the object its name says, and its use fits
+    the object: classes and reconstructors may be fresh; functions kept as values are
+    references; only devpersist's functions and range are plain calls."""
+    import numpy
+
+    for key, rule in _rule_table.ADMITTED.items():
         try:
-            obj = resolver()
+            obj = rule.resolve()
         except (ImportError, AttributeError):
-            continue  # an optional backend (oneDAL's GPU module)
-        assert isinstance(obj, type) == (name not in _safety.EXACT_REFERENCES), name
+            assert key[0].startswith("onedal."), key  # an optional backend only
+            continue
+        if rule.how == "import" and key[0] != "numpy":  # numpy has aliases (bool_ is bool)
+            assert obj.__name__ == key[1].rpartition(".")[2], key
+        if rule.use == _rule_table.FRESH:
+            assert isinstance(obj, type) or key[1] in ("newObj", "__pyx_unpickle_SeedSequence") \
+                or rule.how == "devpersist", key  # fmt: skip
+        elif rule.use == _rule_table.CALL:
+            assert rule.how == "devpersist" or key == ("builtins", "range"), key
+        else:
+            assert isinstance(obj, type) or callable(obj) or isinstance(obj, numpy.ufunc), key
+
+
+def test_devpersist_reconstructors_keep_their_wire_names():
+    """Files name them devpersist._graph._<name> (v1 and golden files): pickle must keep
+    writing exactly that, and the table must map it to the function."""
+    from devpersist import _graph
+
+    wired = [r for r in _rule_table.ADMITTED.values() if r.module == "devpersist._graph"]
+    assert sorted(r.name for r in wired) == [
+        "_device", "_dtype", "_masked_array", "_matrix", "_namespace_module",
+        "_object_array", "_onedal_return_type", "_torch_size", "_zoneinfo",
+    ]  # fmt: skip
+    for rule in wired:
+        assert rule.function is getattr(_graph, rule.name)
+        assert (rule.function.__module__, rule.function.__qualname__) == rule.key
+    graph, refs = _graph.dump_graph({"x": np.array([1, "a"], dtype=object)})
+    assert refs == [] and b"devpersist._graph" in graph
+    assert ("devpersist._graph", "_object_array") in _graph.scan(graph, 0)
+
+
+def test_docs_show_the_rule_table():
+    """docs/security.md shows the hand-made table exactly as the engine reads it."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    begin, end = "<!-- rule table: begin -->\n", "<!-- rule table: end -->"
+    assert begin in doc and end in doc
+    shown = doc.split(begin, 1)[1].split(end, 1)[0]
+    assert shown == _rule_table.markdown()
+
+
+def test_a_misused_reference_is_refused_with_its_rule_reason():
+    """Error messages read the same table as the audit: the rule's own reason."""
+    data = _file(H.call(H.stack_global("builtins", "str"), H.text("x")))
+    with pytest.raises(UntrustedTypeError) as info:
+        devpersist.loads(data)
+    why = _rule_table.RULES[("builtins", "str")].why
+    assert info.value.reasons == {
+        "builtins.str": f"may only be referenced, not called (the allowlist's rule: {why})"
+    }
+
+
+def test_a_never_refusal_is_known_by_its_kind_not_its_wording():
+    from devpersist._rules import Refusal
+
+    never = Refusal("never", why="runs code")
+    assert never.kind == "never" and never == "on the never list: runs code"
+    err = _safety.refused({"os.system": never, "x.y": Refusal("not_listed")})
+    assert err.untrusted == ["os.system", "x.y"]
+    assert err.reasons == {"os.system": "on the never list: runs code",
+                           "x.y": "not in the allowlist"}  # fmt: skip
+    assert type(err.reasons["os.system"]) is str
+    assert "Names on the never list cannot be trusted" in str(err)
+    assert "never list cannot" not in str(_safety.refused({"x.y": Refusal("not_listed")}))
 
 
 def test_cold_start_imports_no_library_and_reads_no_table():
@@ -318,6 +383,55 @@ def test_cold_start_imports_no_library_and_reads_no_table():
                           timeout=120, env=env, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == {"sklearn": False, "table": 0}
+
+
+def test_a_first_load_imports_no_library_module_pickle_would_not():
+    """The allowlist imports nothing a file does not name: in a fresh process, loading a
+    forest imports no scikit-learn or scipy module that ``pickle.load`` of the same model
+    does not import too (the class rule's bases are only looked up in ``sys.modules``)."""
+    script = textwrap.dedent(
+        """
+        import json, pickle, sys
+        import numpy as np
+        import sklearn
+        import devpersist
+        path, how = sys.argv[1], sys.argv[2]
+        before = set(sys.modules)
+        if how == "pickle":
+            with open(path, "rb") as f:
+                pickle.load(f)
+        else:
+            devpersist.load(path)
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    model = RandomForestClassifier(2, random_state=0).fit(X, X[:, 0] > 0)
+    folder = os.environ.get("TMPDIR", "/tmp")
+    paths = {"pickle": f"{folder}/dp-cold-{uuid.uuid4().hex}.pkl",
+             "devpersist": f"{folder}/dp-cold-{uuid.uuid4().hex}.dp"}  # fmt: skip
+    try:
+        import pickle
+
+        with open(paths["pickle"], "wb") as f:
+            pickle.dump(model, f, protocol=5)
+        devpersist.dump(model, paths["devpersist"])
+        env = {k: v for k, v in os.environ.items() if k != "SCIPY_ARRAY_API"}
+        imported = {}
+        for how, path in paths.items():
+            proc = subprocess.run([sys.executable, "-c", script, path, how], capture_output=True,
+                                  text=True, timeout=120, env=env, check=False)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            imported[how] = set(json.loads(proc.stdout.splitlines()[-1]))
+    finally:
+        for path in paths.values():
+            if os.path.exists(path):
+                os.remove(path)
+    extra = imported["devpersist"] - imported["pickle"]
+    assert imported["pickle"], "pickle.load imported nothing: the check would be empty"
+    assert not [m for m in extra if m.partition(".")[0] in ("sklearn", "scipy", "sklearnex")]
 
 
 CODE_RUNNERS = [

@@ -208,7 +208,7 @@ def test_a_model_saved_on_a_missing_sycl_device_follows_the_placement_rules(fitt
     def built(*args: Any) -> Any:
         raise AssertionError("something was built before the placement was refused")
 
-    monkeypatch.setattr(devpersist._api, "load_graph", built)
+    monkeypatch.setattr(devpersist._load, "load_graph", built)
     with pytest.raises(devpersist.DeviceError, match="level_zero:gpu:0"):
         devpersist.loads(data, fallback="raise")
 
