@@ -824,8 +824,8 @@ def test_library_dtype_objects_have_a_numpy_stand_in(name, expected):
 def test_an_unknown_dtype_record_is_a_format_error():
     # a file's torch dtype record, loaded without torch arrays: an unknown name used to
     # escape as a KeyError
-    from devpersist import _graph
+    from devpersist import _reconstructors
     from devpersist._devices import Placement
 
-    with Placement(namespace="numpy").active(), pytest.raises(devpersist.FormatError):
-        _graph._dtype("torch", "no_such_type")
+    with pytest.raises(devpersist.FormatError):
+        _reconstructors.dtype(Placement(namespace="numpy"), "torch", "no_such_type")

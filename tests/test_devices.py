@@ -464,8 +464,7 @@ def test_namespace_modules_follow_the_placement(saved, namespace, expected):
     from devpersist._devices import Placement
     from devpersist._namespaces import namespace_module
 
-    with Placement(namespace=namespace).active():
-        assert namespace_module(saved).__name__ == expected
+    assert namespace_module(saved, Placement(namespace=namespace)).__name__ == expected
 
 
 @pytest.mark.parametrize("name", ["os", "numpy.linalg", "array_api_compat.os", "", 3])
