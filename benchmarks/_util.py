@@ -83,9 +83,35 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def machine_info() -> dict[str, Any]:
-    import psutil
+def _physical_cores() -> int | str:
+    try:
+        import psutil
 
+        return int(psutil.cpu_count(logical=False) or 0) or "unknown"
+    except ImportError:
+        pass
+    try:  # distinct (physical id, core id) pairs in /proc/cpuinfo
+        cores, phys = set(), "0"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    phys = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((phys, value.strip()))
+        return len(cores) or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _ram_gib() -> float | str:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return "unknown"
+
+
+def machine_info() -> dict[str, Any]:
     logical = os.cpu_count()
     try:
         usable = len(os.sched_getaffinity(0))
@@ -93,10 +119,10 @@ def machine_info() -> dict[str, Any]:
         usable = logical
     return {
         "cpu": _cpu_model(),
-        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_physical": _physical_cores(),
         "cores_logical": logical,
         "cores_usable": usable,
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "ram_gib": _ram_gib(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "versions": {name: _version(name) for name in LIBRARIES},
@@ -188,9 +214,14 @@ def reset_peak_rss() -> bool:
 
 
 def current_rss_bytes() -> int:
-    import psutil
+    """The process's resident set size now (``/proc/self/statm``, else psutil)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
 
-    return int(psutil.Process().memory_info().rss)
+        return int(psutil.Process().memory_info().rss)
 
 
 def peak_rss_bytes() -> int:

@@ -1,9 +1,9 @@
 """Overlapped, chunked movement of large arrays between a file and memory.
 
-Reading and writing a file release the GIL; checksumming with xxhash does not; a device
-copy runs on the device's copy engine once issued. So a large array moves in chunks,
-and while one worker thread reads the next chunk (or writes this one), the calling
-thread checksums this chunk and issues its device copy:
+Reading and writing a file release the GIL, and so does xxhash's checksumming (4.x, at
+any size); a device copy runs on the device's copy engine once issued. So a large
+array can move in chunks while a worker thread reads the next chunk (or writes this
+one) and the calling thread checksums this chunk and issues its device copy:
 
 - **save**: the writer hands each chunk to the worker and hashes it meanwhile; the
   producer of a device array has already started copying the next chunk into its other
@@ -13,12 +13,20 @@ thread checksums this chunk and issues its device copy:
 - **load to a device**: the worker reads chunk i+1 into one staging buffer while chunk i,
   in the other, is hashed and copied up; a buffer is refilled only once its copy is done.
 
-Host memory is bounded by the staging buffers, whatever the array's size. Arrays under
-``PIPELINE_BYTES`` move in one piece: a thread handoff would cost more than it saves.
+The overlap is used only where it pays (:func:`overlap_pays`): a worker that wants a core
+the process does not have, or a hand-off per small chunk, costs more than the checksum
+it hides. Otherwise bytes move in :data:`SERIAL_CHUNK` pieces, each checksummed right
+after it is read (or just before it is written), while it is still in the CPU's cache:
+hashing from cache runs at several times the speed of hashing from memory, so the
+serial path pays little for giving up the overlap (measurements: ``docs/performance.md``
+and ``benchmarks/bench_overlap.py``).
+
+Host memory is bounded by the staging buffers, whatever the array's size.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -30,6 +38,28 @@ import xxhash
 PIPELINE_BYTES = 8 * 2**20
 #: The size of one pipelined read.
 READ_CHUNK = 16 * 2**20
+#: The piece size of serial moves: read (or hashed before it is written) and hashed
+#: while in the CPU's cache (a core's L2 is 512 KiB to 2 MiB on current x86 and Arm).
+SERIAL_CHUNK = 2**20
+#: The overlap needs a core for the worker besides the caller's.
+MIN_CORES = 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def overlap_pays(nbytes: int, worker: Worker) -> bool:
+    """Whether moving ``nbytes`` through ``worker`` beats reading and hashing in turn.
+
+    Only for a worker that may run (a file, not a buffer), a move of
+    :data:`PIPELINE_BYTES` or more, and a process with :data:`MIN_CORES` usable cores.
+    """
+    return worker.enabled and nbytes >= PIPELINE_BYTES and usable_cores() >= MIN_CORES
 
 
 class Worker:
@@ -67,16 +97,28 @@ class Worker:
         self.close()
 
 
+#: A worker that runs everything in the calling thread, in turn.
+INLINE = Worker(enabled=False)
+
+
 def write_hashed(write: Callable[[Any], Any], chunk: Any, hasher: Any, worker: Worker) -> int:
-    """Write ``chunk`` and feed it to ``hasher``, overlapped for a large chunk; its size.
+    """Write ``chunk`` and feed it to ``hasher``, overlapped where that pays; its size.
 
     Returns once both are done, so the caller may then reuse the chunk's memory.
     """
     view = memoryview(chunk)
     size = view.nbytes
-    if size < PIPELINE_BYTES or not worker.enabled:
-        hasher.update(view)
-        write(view)
+    if not overlap_pays(size, worker):
+        if size > SERIAL_CHUNK and view.c_contiguous:
+            # each piece hashed first, so that the write copies it out of the cache
+            flat = view.cast("B")
+            for start in range(0, size, SERIAL_CHUNK):
+                piece = flat[start : start + SERIAL_CHUNK]
+                hasher.update(piece)
+                write(piece)
+        else:
+            hasher.update(view)
+            write(view)
         return size
     pending = worker.submit(write, view)
     try:
@@ -93,16 +135,26 @@ def read_hashed(
     worker: Worker,
     chunk: int = READ_CHUNK,
 ) -> int:
-    """Fill ``out`` with the bytes at ``offset``; the xxh3-64 digest of what was read."""
+    """Fill ``out`` with the bytes at ``offset``; the xxh3-64 digest of what was read.
+
+    Overlapped (the worker reads ``chunk`` bytes ahead while this thread hashes) where
+    :func:`overlap_pays`; otherwise read and hashed in turn, :data:`SERIAL_CHUNK` at a time.
+    """
     out = out.cast("B") if out.format != "B" or out.ndim != 1 else out
     total = out.nbytes
-    if total < PIPELINE_BYTES or not worker.enabled:
-        readinto(offset, out)
-        return int(xxhash.xxh3_64_intdigest(out))
+    if not overlap_pays(total, worker):
+        if total <= SERIAL_CHUNK:
+            readinto(offset, out)
+            return int(xxhash.xxh3_64_intdigest(out))
+        hasher = xxhash.xxh3_64()
+        for start in range(0, total, SERIAL_CHUNK):
+            piece = out[start : start + SERIAL_CHUNK]
+            readinto(offset + start, piece)
+            hasher.update(piece)  # still in cache: several times faster than from memory
+        return int(hasher.intdigest())
     hasher = xxhash.xxh3_64()
-    starts = range(0, total, chunk)
     readinto(offset, out[: min(chunk, total)])
-    for start in starts:
+    for start in range(0, total, chunk):
         end = min(start + chunk, total)
         pending = None
         if end < total:
@@ -131,14 +183,17 @@ def staged_reads(
     ``start:start + view.nbytes``, already fed to ``hasher``, and valid until the next
     chunk is asked for. The worker reads the next chunk while the caller holds this one;
     ``before_refill(slot)`` is called first, so a caller whose use of a buffer outlives
-    its turn (an asynchronous device copy) can wait for it. Close the generator (or
-    exhaust it) before giving the buffers back.
+    its turn (an asynchronous device copy) can wait for it. Where the overlap does not
+    pay (:func:`overlap_pays`), the reads run in this thread, in the same order. Close
+    the generator (or exhaust it) before giving the buffers back.
     """
     slots = len(buffers)
     size = buffers[0].nbytes if buffers else 0
     count = -(-length // size) if size else 0
     if size < 1 or (count > 1 and slots < 2) or any(b.nbytes != size for b in buffers):
         raise ValueError("staged reads need two or more non-empty buffers of one size")
+    if not overlap_pays(length, worker):
+        worker = INLINE  # each chunk read in turn, in this thread
 
     def fill(index: int) -> memoryview:
         start = index * size

@@ -52,9 +52,31 @@ def data_file(tmp_path):
 
 @pytest.fixture
 def small_pipeline(monkeypatch):
-    """Pipeline every array, in small chunks."""
+    """Overlap every move through an enabled worker, in small chunks, even on one core."""
     monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1)
     monkeypatch.setattr(_pipeline, "READ_CHUNK", 1000)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+    monkeypatch.setattr(_pipeline, "MIN_CORES", 1)
+
+
+@pytest.fixture
+def serial_pipeline(monkeypatch):
+    """Never overlap: every move in turn, in small pieces."""
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1 << 62)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+
+
+@pytest.fixture(params=["small_pipeline", "serial_pipeline"], ids=["overlap", "serial"])
+def either_pipeline(request):
+    """Each of the two ways a move may go."""
+    return request.getfixturevalue(request.param)
+
+
+class NoWorker(Worker):
+    """A worker that must not be used."""
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        raise AssertionError("the worker was used")
 
 
 class DelayedCopier:
@@ -95,9 +117,88 @@ def test_read_hashed_reads_and_digests_every_byte(data_file, small_pipeline, siz
     assert digest == xxhash.xxh3_64_intdigest(data[17 : 17 + size])
 
 
+@pytest.mark.parametrize("size", [0, 1, 299, 300, 301, 5000, 10_020])
+def test_serial_read_hashed_reads_each_piece_then_hashes_it(data_file, serial_pipeline, size):
+    data, readinto = data_file
+    out = bytearray(size)
+    calls = []
+
+    def recording(offset: int, view: memoryview) -> None:
+        calls.append((offset, view.nbytes, threading.current_thread().name))
+        readinto(offset, view)
+
+    digest = read_hashed(recording, 17, memoryview(out), NoWorker())
+    assert bytes(out) == data[17 : 17 + size]
+    assert digest == xxhash.xxh3_64_intdigest(data[17 : 17 + size])
+    pieces = [(17 + s, min(300, size - s)) for s in range(0, size, 300)] or [(17, 0)]
+    assert [(o, n) for o, n, _ in calls] == pieces
+    assert {t for _, _, t in calls} == {threading.current_thread().name}
+
+
+def test_overlapped_read_hashed_waits_for_each_read_before_hashing(data_file, small_pipeline):
+    """The worker's reads are slow: hashing a chunk before its read is done would hash
+    zeros, and the digest would be wrong."""
+    data, readinto = data_file
+    threads = []
+
+    def slow(offset: int, view: memoryview) -> None:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.005)
+        readinto(offset, view)
+
+    out = bytearray(5000)
+    with Worker() as worker:
+        digest = read_hashed(slow, 0, memoryview(out), worker, chunk=1000)
+    assert digest == xxhash.xxh3_64_intdigest(data[:5000])
+    assert bytes(out) == data[:5000]
+    assert len(threads) == 5 and all(t.startswith("devpersist-io") for t in threads[1:])
+
+
+@pytest.mark.parametrize("cores, size, enabled, pays", [
+    (2, 8 * 2**20, True, True),
+    (16, 2**30, True, True),
+    (1, 2**30, True, False),  # no core for the worker: it would only take turns
+    (2, 8 * 2**20 - 1, True, False),  # small: the hand-off costs more than it hides
+    (2, 2**30, False, False),  # a buffer: copying holds the GIL
+])  # fmt: skip
+def test_overlap_pays_only_with_a_spare_core_and_a_large_move(monkeypatch, cores, size,
+                                                              enabled, pays):  # fmt: skip
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 8 * 2**20)
+    monkeypatch.setattr(_pipeline, "usable_cores", lambda: cores)
+    assert _pipeline.overlap_pays(size, Worker(enabled)) is pays
+
+
+def test_one_core_reads_and_writes_in_turn(data_file, monkeypatch):
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+    monkeypatch.setattr(_pipeline, "usable_cores", lambda: 1)
+    data, readinto = data_file
+    out = bytearray(5000)
+    assert read_hashed(readinto, 0, memoryview(out), NoWorker()) == xxhash.xxh3_64_intdigest(
+        data[:5000]
+    )
+    parts: list[bytes] = []
+    hasher = xxhash.xxh3_64()
+    write_hashed(lambda b: parts.append(bytes(b)), data[:5000], hasher, NoWorker())
+    assert b"".join(parts) == data[:5000] and hasher.intdigest() == xxhash.xxh3_64_intdigest(
+        data[:5000]
+    )
+    chunks = list(_pipeline.staged_reads(
+        readinto, 0, 5000, [memoryview(bytearray(1000)) for _ in range(2)], NoWorker(),
+        xxhash.xxh3_64(),
+    ))  # fmt: skip
+    assert [start for start, _, _ in chunks] == list(range(0, 5000, 1000))
+
+
+def test_usable_cores_follows_the_affinity():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    assert _pipeline.usable_cores() == len(os.sched_getaffinity(0))
+
+
 @pytest.mark.parametrize("size", [1, 64, 100, 999, 10_037])
 @pytest.mark.parametrize("slots", [2, 3])
-def test_read_staged_waits_before_refilling(data_file, size, slots):
+def test_read_staged_waits_before_refilling(data_file, either_pipeline, size, slots):
     data, readinto = data_file
     out = np.zeros(size, np.uint8)
     buffers = [np.full(64, 0xEE, np.uint8) for _ in range(slots)]
@@ -145,6 +246,24 @@ def test_read_staged_rejects_a_single_buffer():
 
 
 # --------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize("size", [0, 1, 299, 300, 301, 5000])
+def test_serial_write_hashed_hashes_each_piece_then_writes_it(serial_pipeline, size):
+    chunk = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8)
+    events: list[tuple[str, bytes]] = []
+
+    class Recorder:
+        def update(self, data: Any) -> None:
+            events.append(("hash", bytes(data)))
+
+    def write(data: Any) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        events.append(("write", bytes(data)))
+
+    assert write_hashed(write, chunk.data, Recorder(), NoWorker()) == size
+    pieces = [chunk[s : s + 300].tobytes() for s in range(0, size, 300)] or [b""]
+    assert events == [(op, p) for p in pieces for op in ("hash", "write")]
 
 
 def test_write_hashed_overlaps_and_finishes_before_returning(tmp_path, small_pipeline):
