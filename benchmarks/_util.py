@@ -27,6 +27,8 @@ LIBRARIES = (
     "safetensors",
     "torch",
     "xxhash",
+    "zstandard",
+    "lz4",
     "psutil",
 )
 
@@ -35,13 +37,7 @@ LIBRARIES = (
 
 
 def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    """The CPU's model name, from ``/proc/cpuinfo`` (Linux), else ``platform``."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -161,6 +157,36 @@ def time_per_op(fn: Callable[[], Any], repeat: int, min_seconds: float) -> list[
         number = max(number * 2, int(number * min_seconds / max(elapsed, 1e-9) * 1.1))
     times = timer.repeat(repeat=repeat, number=number)
     return [t / number for t in times]
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, min_seconds: float, budget_s: float
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns``, ``repeat`` samples each, taken in rounds.
+
+    Each round takes one sample of every function in turn, so that drift on a busy
+    machine (other processes, frequency changes) is shared rather than landing on one
+    tool. A sample runs enough calls to last ``min_seconds``; a function whose one call
+    is slow gets fewer samples (at least 3) so that it spends about ``budget_s`` in all.
+    """
+    numbers: dict[str, int] = {}
+    samples: dict[str, int] = {}
+    for name, fn in fns.items():
+        timer = timeit.Timer(fn)
+        number = 1
+        while True:
+            elapsed = timer.timeit(number)  # also a warm-up
+            if elapsed >= min_seconds:
+                break
+            number = max(number * 2, int(number * min_seconds / max(elapsed, 1e-9) * 1.1))
+        numbers[name] = number
+        samples[name] = max(3, min(repeat, int(budget_s / max(elapsed, 1e-9))))
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(max(samples.values(), default=0)):
+        for name, fn in fns.items():
+            if r < samples[name]:
+                out[name].append(timeit.Timer(fn).timeit(numbers[name]) / numbers[name])
+    return out
 
 
 def time_once(fn: Callable[[], Any], before: Callable[[], Any] | None = None) -> float:

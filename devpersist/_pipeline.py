@@ -26,7 +26,9 @@ Host memory is bounded by the staging buffers, whatever the array's size.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -43,6 +45,18 @@ READ_CHUNK = 16 * 2**20
 SERIAL_CHUNK = 2**20
 #: The overlap needs a core for the worker besides the caller's.
 MIN_CORES = 2
+#: A file read copies at a third of its speed when the destination lies 1 to 63 bytes
+#: after the file position, modulo 4 KiB: the kernel's ``rep movsb`` then stalls on 4K
+#: aliasing (measured 0.7 against 2.2 GB/s on AMD EPYC; glibc's memmove avoids
+#: ``rep movsb`` for such short distances, the kernel's copy does not). A large numpy
+#: array starts 16 bytes into a page, so one stored at a page-aligned offset hits it.
+#: Such reads go through a bounce buffer placed like the file position.
+ALIAS_SPAN = 4096
+SHORT_DISTANCE = 64
+#: Reads smaller than this are not worth the address check.
+BOUNCE_MIN_BYTES = 256 * 2**10
+
+_local = threading.local()  # one bounce buffer per thread that reads
 
 
 def usable_cores() -> int:
@@ -101,6 +115,46 @@ class Worker:
 INLINE = Worker(enabled=False)
 
 
+def _address(view: memoryview) -> int:
+    """The address of a writable buffer's first byte."""
+    anchor = ctypes.c_char.from_buffer(view)  # holds an export until it is freed
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor
+
+
+def short_distance(out: memoryview, offset: int) -> bool:
+    """Whether reading the file at ``offset`` into ``out`` is a slow short-distance copy
+    (``out`` 1 to ``SHORT_DISTANCE - 1`` bytes after ``offset``, modulo ``ALIAS_SPAN``)."""
+    if out.readonly or not out.c_contiguous or not out.nbytes:
+        return False
+    return 0 < (_address(out) - offset) % ALIAS_SPAN < SHORT_DISTANCE
+
+
+def _read_bounced(readinto: Callable[[int, memoryview], None], offset: int, out: memoryview) -> int:
+    """:func:`read_hashed` through a bounce buffer that starts where the file position
+    does within its 4 KiB, so that the kernel's copy runs at full speed; each piece is
+    hashed in cache, then copied to ``out`` by ``memmove``."""
+    total = out.nbytes
+    size = min(SERIAL_CHUNK, total)
+    buf = getattr(_local, "bounce", None)
+    if buf is None or len(buf) < size + ALIAS_SPAN:
+        buf = _local.bounce = bytearray(max(size, SERIAL_CHUNK) + ALIAS_SPAN)
+    view = memoryview(buf)
+    base = _address(view)
+    dst = _address(out)
+    hasher = xxhash.xxh3_64()
+    for pos in range(0, total, size):
+        n = min(size, total - pos)
+        start = (offset + pos - base) % ALIAS_SPAN
+        piece = view[start : start + n]
+        readinto(offset + pos, piece)
+        hasher.update(piece)
+        ctypes.memmove(dst + pos, base + start, n)
+    return int(hasher.intdigest())
+
+
 def write_hashed(write: Callable[[Any], Any], chunk: Any, hasher: Any, worker: Worker) -> int:
     """Write ``chunk`` and feed it to ``hasher``, overlapped where that pays; its size.
 
@@ -142,6 +196,8 @@ def read_hashed(
     """
     out = out.cast("B") if out.format != "B" or out.ndim != 1 else out
     total = out.nbytes
+    if worker.enabled and total >= BOUNCE_MIN_BYTES and short_distance(out, offset):
+        return _read_bounced(readinto, offset, out)  # (files only: a buffer copies fast)
     if not overlap_pays(total, worker):
         if total <= SERIAL_CHUNK:
             readinto(offset, out)

@@ -190,6 +190,68 @@ def test_one_core_reads_and_writes_in_turn(data_file, monkeypatch):
     assert [start for start, _, _ in chunks] == list(range(0, 5000, 1000))
 
 
+def _address(view: memoryview) -> int:
+    return np.frombuffer(view, np.uint8).ctypes.data
+
+
+def _placed(nbytes: int, at: int) -> memoryview:
+    """A writable ``nbytes`` view whose address is ``at`` modulo 4096."""
+    view = memoryview(bytearray(nbytes + 8192))
+    start = (at - _address(view)) % 4096
+    return view[start : start + nbytes]
+
+
+@pytest.mark.parametrize("offset, at, short", [
+    (0, 16, True),  # a numpy array's start at a page-aligned file offset: the slow case
+    (4096 * 3, 1, True),
+    (64, 127, True),
+    (0, 0, False),
+    (0, 64, False),
+    (128, 16, False),  # the file position is the one ahead
+    (16, 0, False),
+])  # fmt: skip
+def test_short_distance_is_a_destination_just_past_the_file_position(offset, at, short):
+    assert _pipeline.short_distance(_placed(1000, at), offset) is short
+
+
+@pytest.mark.parametrize("size", [300, 301, 5000, 9000])
+@pytest.mark.parametrize("offset", [0, 64, 4096 + 192])
+def test_short_distance_reads_go_through_a_placed_bounce_buffer(data_file, either_pipeline,
+                                                                monkeypatch, size, offset):  # fmt: skip
+    data, readinto = data_file
+    data = data + data  # room for the offsets
+    monkeypatch.setattr(_pipeline, "BOUNCE_MIN_BYTES", 1)
+    seen = []
+
+    def placed_reads(pos: int, view: memoryview) -> None:
+        seen.append((pos, (_address(view) - pos) % 4096, view.nbytes))
+        view[:] = data[pos : pos + view.nbytes]
+
+    out = _placed(size, offset + 16)
+    with Worker() as worker:
+        digest = read_hashed(placed_reads, offset, out, worker)
+    assert bytes(out) == data[offset : offset + size]
+    assert digest == xxhash.xxh3_64_intdigest(data[offset : offset + size])
+    assert {d for _, d, _ in seen} == {0}  # every read lands as placed as the file
+    assert [p for p, _, _ in seen] == list(range(offset, offset + size, min(300, size)))
+
+
+def test_reads_from_a_buffer_or_at_a_fine_distance_go_straight_in(data_file, monkeypatch):
+    data, readinto = data_file
+    monkeypatch.setattr(_pipeline, "BOUNCE_MIN_BYTES", 1)
+    targets = []
+
+    def straight(pos: int, view: memoryview) -> None:
+        targets.append(_address(view))
+        readinto(pos, view)
+
+    out = _placed(5000, 128)
+    read_hashed(straight, 0, out, Worker())  # 128 bytes ahead: fine
+    read_hashed(straight, 0, _placed(5000, 16), Worker(enabled=False))  # a buffer source
+    assert targets[0] == _address(out) and len(targets) >= 2
+    assert bytes(out) == data[:5000]
+
+
 def test_usable_cores_follows_the_affinity():
     if not hasattr(os, "sched_getaffinity"):
         pytest.skip("no CPU affinity on this platform")
