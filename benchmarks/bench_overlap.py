@@ -20,6 +20,9 @@ Modes (each into freshly allocated memory, as a load does):
 - ``read_hashed serial`` / ``read_hashed overlap``: the pipeline forced either way;
 - ``load auto`` / ``load serial`` / ``load overlap``: ``devpersist.load(path)`` of a dict
   holding one array, with the pipeline's own choice and forced either way;
+- ``load page-aligned`` (and ``... no bounce``): the same array stored at a file offset
+  that is a multiple of 4 KiB, where a numpy array (16 bytes into its page) is a
+  short-distance copy for the kernel, with the pipeline's bounce buffer (and without);
 - ``pickle.load``: the same dict, pickled with protocol 5;
 - ``dump serial`` / ``dump overlap``: ``devpersist.dump`` to an open file (no fsync).
 
@@ -51,6 +54,8 @@ LOAD_MODES = (
     "load auto",
     "load serial",
     "load overlap",
+    "load page-aligned",
+    "load page-aligned no bounce",
     "pickle.load",
 )
 SAVE_MODES = ("dump serial", "dump overlap")
@@ -64,6 +69,8 @@ def _force(mode: str) -> None:
     """Force the pipeline's choice for ``mode`` (serial / overlap), else leave it."""
     from devpersist import _pipeline
 
+    if mode.endswith("no bounce"):
+        _pipeline.BOUNCE_MIN_BYTES = 1 << 62
     if mode.endswith("serial"):
         _pipeline.PIPELINE_BYTES = 1 << 62
     elif mode.endswith("overlap"):
@@ -81,9 +88,15 @@ def child(mode: str, files: dict[str, str], loads: int) -> list[float]:
     import devpersist
     from devpersist import _pipeline
 
+    try:  # a file saved where scikit-learn was imported imports it on load: not I/O
+        import sklearn  # noqa: F401
+    except ImportError:
+        pass
     _force(mode)
-    nbytes = os.path.getsize(files["raw"])
-    raw = open(files["raw"], "rb")
+    # the raw modes read the array's bytes where the load does, at the same alignment
+    entry = devpersist.info(files["dvp"])["arrays"][0]
+    nbytes, at = entry["length"], entry["offset"]
+    raw = open(files["dvp"], "rb")
 
     def readinto(offset: int, out: memoryview) -> None:
         raw.seek(offset)
@@ -99,6 +112,8 @@ def child(mode: str, files: dict[str, str], loads: int) -> list[float]:
             with open(files["out"], "wb") as f:
                 devpersist.dump(payload, f)
             return None
+        if mode.startswith("load page-aligned"):
+            return devpersist.load(files["aligned"])
         if mode.startswith("load"):
             return devpersist.load(files["dvp"])
         if mode == "pickle.load":
@@ -106,13 +121,13 @@ def child(mode: str, files: dict[str, str], loads: int) -> list[float]:
                 return pickle.load(f)
         out = np.empty(nbytes, np.uint8)  # fresh memory, as a load allocates
         if mode == "raw read":
-            readinto(0, out.data)
+            readinto(at, out.data)
         elif mode == "read then hash":
-            readinto(0, out.data)
+            readinto(at, out.data)
             xxhash.xxh3_64_intdigest(out)
         else:
             with _pipeline.Worker() as worker:
-                _pipeline.read_hashed(readinto, 0, out.data, worker)
+                _pipeline.read_hashed(readinto, at, out.data, worker)
         return out
 
     payload = None
@@ -133,20 +148,31 @@ def child(mode: str, files: dict[str, str], loads: int) -> list[float]:
 
 
 def make_files(directory: str, mib: int) -> dict[str, str]:
-    """One float64 array of ``mib`` MiB: raw bytes, a devpersist file, a pickle."""
+    """One float64 array of ``mib`` MiB: a devpersist file (the array at an offset that is
+    not a multiple of 4 KiB), another with the array at such an offset, a pickle."""
     import numpy as np
 
     import devpersist
 
     arr = np.random.default_rng(0).random(mib * MiB // 8)
     files = {
-        "raw": os.path.join(directory, f"raw{mib}.bin"),
         "dvp": os.path.join(directory, f"a{mib}.dvp"),
+        "aligned": os.path.join(directory, f"p{mib}.dvp"),
         "pkl": os.path.join(directory, f"a{mib}.pkl"),
         "out": os.path.join(directory, f"out{mib}.dvp"),
     }
-    arr.tofile(files["raw"])
     devpersist.dump({"w": arr}, files["dvp"])
+    if devpersist.info(files["dvp"])["arrays"][0]["offset"] % 4096 == 0:
+        devpersist.dump({"w": arr, "pad": "x" * 64}, files["dvp"])
+    pad = 300  # a string in the graph before the array moves it along
+    for _ in range(16):
+        devpersist.dump({"pad": "x" * pad, "w": arr}, files["aligned"])
+        offset = devpersist.info(files["aligned"])["arrays"][0]["offset"]
+        if offset % 4096 == 0:
+            break
+        pad += (4096 - offset % 4096) % 4096
+    else:
+        raise RuntimeError("could not place the array at a page-aligned offset")
     with open(files["pkl"], "wb") as f:
         pickle.dump({"w": arr}, f, protocol=5)
     return files
