@@ -21,6 +21,11 @@ hashing from cache runs at several times the speed of hashing from memory, so th
 serial path pays little for giving up the overlap (measurements: ``docs/performance.md``
 and ``benchmarks/bench_overlap.py``).
 
+One more trap: the kernel's copy from a file runs at a third of its speed when the
+destination lies a few bytes after the file position within 4 KiB (see
+:data:`SHORT_DISTANCE`). Such reads go through a small bounce buffer placed like the
+file position, then ``memmove`` into place.
+
 Host memory is bounded by the staging buffers, whatever the array's size.
 """
 
