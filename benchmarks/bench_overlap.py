@@ -76,11 +76,15 @@ def _force(mode: str) -> None:
     elif mode.endswith("overlap"):
         _pipeline.PIPELINE_BYTES = 0
         _pipeline.MIN_CORES = 1
+        _pipeline.idle_cores = lambda: float("inf")  # type: ignore[assignment]
 
 
-def child(mode: str, files: dict[str, str], loads: int) -> list[float]:
+def child(mode: str, files: dict[str, str], loads: int, cpus: int = 0) -> list[float]:
     """Run ``mode`` ``loads`` times in this fresh process; seconds per operation."""
     import gc
+
+    if cpus:  # as a process limited to that many cores (a container, taskset) would be
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
 
     import numpy as np
     import xxhash
@@ -178,9 +182,9 @@ def make_files(directory: str, mib: int) -> dict[str, str]:
     return files
 
 
-def run_child(mode: str, files: dict[str, str], loads: int) -> list[float]:
+def run_child(mode: str, files: dict[str, str], loads: int, cpus: int = 0) -> list[float]:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, json.dumps(files)]
-    cmd += ["--loads", str(loads)]
+    cmd += ["--loads", str(loads), "--cpus", str(cpus)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode:
         raise RuntimeError(f"{mode}: child failed:\n{proc.stderr}")
@@ -188,7 +192,13 @@ def run_child(mode: str, files: dict[str, str], loads: int) -> list[float]:
 
 
 def measure(
-    mib: int, directory: str, processes: int, loads: int, modes: tuple[str, ...], seed: int = 0
+    mib: int,
+    directory: str,
+    processes: int,
+    loads: int,
+    modes: tuple[str, ...],
+    seed: int = 0,
+    cpus: int = 0,
 ) -> dict[str, list[list[float]]]:
     """mode -> one list of seconds per fresh process; rounds interleave the modes."""
     from _util import log
@@ -202,7 +212,7 @@ def measure(
             rng.shuffle(order)
             log(f"  {mib} MiB: round {r + 1}/{processes}")
             for mode in order:
-                out[mode].append(run_child(mode, files, loads))
+                out[mode].append(run_child(mode, files, loads, cpus))
     finally:
         for path in files.values():
             if os.path.exists(path):
@@ -266,12 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir", default=None, help="where the files go (default /dev/shm, else the temp dir)"
     )
+    parser.add_argument(
+        "--cpus", type=int, default=0, help="limit each process to this many cores (0: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 MiB, 2 x 2")
     parser.add_argument("--json", metavar="PATH", help="also write the raw timings")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FILES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], json.loads(args.child[1]), args.loads)))
+        print(json.dumps(child(args.child[0], json.loads(args.child[1]), args.loads, args.cpus)))
         return 0
     if args.quick:
         args.mib, args.processes, args.loads = "8", 2, 2
@@ -287,12 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     out.append(
         f"\nCommand: `python benchmarks/bench_overlap.py {' '.join(sys.argv[1:])}`; files in "
         f"`{base or tempfile.gettempdir()}` (hot in the page cache); {args.processes} fresh "
-        f"processes per mode, {args.loads} operations each.\n"
+        f"processes per mode, {args.loads} operations each"
+        + (f", each limited to {args.cpus} core(s)" if args.cpus else "")
+        + ".\n"
     )
     raw: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="devpersist-overlap-", dir=base) as directory:
         for mib in (int(x) for x in args.mib.split(",")):
-            results = measure(mib, directory, args.processes, args.loads, modes)
+            results = measure(mib, directory, args.processes, args.loads, modes, cpus=args.cpus)
             raw[str(mib)] = results
             out.append(markdown(mib, results, args.loads) + "\n")
     load_after = os.getloadavg()
