@@ -27,6 +27,8 @@ LIBRARIES = (
     "safetensors",
     "torch",
     "xxhash",
+    "zstandard",
+    "lz4",
     "psutil",
 )
 
@@ -35,13 +37,7 @@ LIBRARIES = (
 
 
 def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    """The CPU's model name, from ``/proc/cpuinfo`` (Linux), else ``platform``."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -83,9 +79,35 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def machine_info() -> dict[str, Any]:
-    import psutil
+def _physical_cores() -> int | str:
+    try:
+        import psutil
 
+        return int(psutil.cpu_count(logical=False) or 0) or "unknown"
+    except ImportError:
+        pass
+    try:  # distinct (physical id, core id) pairs in /proc/cpuinfo
+        cores, phys = set(), "0"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    phys = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((phys, value.strip()))
+        return len(cores) or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _ram_gib() -> float | str:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return "unknown"
+
+
+def machine_info() -> dict[str, Any]:
     logical = os.cpu_count()
     try:
         usable = len(os.sched_getaffinity(0))
@@ -93,10 +115,10 @@ def machine_info() -> dict[str, Any]:
         usable = logical
     return {
         "cpu": _cpu_model(),
-        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_physical": _physical_cores(),
         "cores_logical": logical,
         "cores_usable": usable,
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "ram_gib": _ram_gib(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "versions": {name: _version(name) for name in LIBRARIES},
@@ -135,6 +157,36 @@ def time_per_op(fn: Callable[[], Any], repeat: int, min_seconds: float) -> list[
         number = max(number * 2, int(number * min_seconds / max(elapsed, 1e-9) * 1.1))
     times = timer.repeat(repeat=repeat, number=number)
     return [t / number for t in times]
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, min_seconds: float, budget_s: float
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns``, ``repeat`` samples each, taken in rounds.
+
+    Each round takes one sample of every function in turn, so that drift on a busy
+    machine (other processes, frequency changes) is shared rather than landing on one
+    tool. A sample runs enough calls to last ``min_seconds``; a function whose one call
+    is slow gets fewer samples (at least 3) so that it spends about ``budget_s`` in all.
+    """
+    numbers: dict[str, int] = {}
+    samples: dict[str, int] = {}
+    for name, fn in fns.items():
+        timer = timeit.Timer(fn)
+        number = 1
+        while True:
+            elapsed = timer.timeit(number)  # also a warm-up
+            if elapsed >= min_seconds:
+                break
+            number = max(number * 2, int(number * min_seconds / max(elapsed, 1e-9) * 1.1))
+        numbers[name] = number
+        samples[name] = max(3, min(repeat, int(budget_s / max(elapsed, 1e-9))))
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(max(samples.values(), default=0)):
+        for name, fn in fns.items():
+            if r < samples[name]:
+                out[name].append(timeit.Timer(fn).timeit(numbers[name]) / numbers[name])
+    return out
 
 
 def time_once(fn: Callable[[], Any], before: Callable[[], Any] | None = None) -> float:
@@ -188,9 +240,14 @@ def reset_peak_rss() -> bool:
 
 
 def current_rss_bytes() -> int:
-    import psutil
+    """The process's resident set size now (``/proc/self/statm``, else psutil)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
 
-    return int(psutil.Process().memory_info().rss)
+        return int(psutil.Process().memory_info().rss)
 
 
 def peak_rss_bytes() -> int:
@@ -200,6 +257,21 @@ def peak_rss_bytes() -> int:
         return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # KiB on Linux
+
+
+def page_aligned_empty(nbytes: int) -> Any:
+    """A fresh uint8 numpy array of ``nbytes`` starting on a 4 KiB boundary.
+
+    A reference read must not land in the kernel's slow case: a copy whose destination
+    lies 1 to 63 bytes after its source modulo 4 KiB runs at a third of the speed on
+    CPUs whose ``rep movsb`` stalls on 4K aliasing (see ``devpersist._pipeline``), and
+    a plain ``np.empty`` of a large size starts 16 bytes into a page.
+    """
+    import numpy as np
+
+    raw = np.empty(nbytes + 4096, dtype=np.uint8)
+    start = -raw.ctypes.data % 4096
+    return raw[start : start + nbytes]
 
 
 # --------------------------------------------------------------------------- output

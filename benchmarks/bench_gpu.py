@@ -25,12 +25,16 @@ import argparse
 import os
 import pickle
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import torch
+from _util import page_aligned_empty
 
 import devpersist
 
@@ -96,8 +100,17 @@ def tools(device: str, folder: str) -> dict[str, tuple[Callable[[Any], None], Ca
     def raw_load() -> Any:
         import numpy as np
 
-        out = np.fromfile(path, dtype=np.float32)
-        return torch.from_numpy(out).to(device)
+        # page-aligned: np.fromfile's buffer would make the kernel's copy a slow
+        # short-distance one (see _util.page_aligned_empty)
+        out = page_aligned_empty(os.path.getsize(path))
+        with open(path, "rb", buffering=0) as f:
+            view, done = memoryview(out), 0
+            while done < out.nbytes:
+                n = f.readinto(view[done:])
+                if not n:
+                    raise OSError(f"{path} is shorter than expected")
+                done += n
+        return torch.from_numpy(out.view(np.float32)).to(device)
 
     def safetensors_pair() -> tuple[Callable[[Any], None], Callable[[], Any]]:
         from safetensors.torch import load_file, save_file

@@ -52,9 +52,32 @@ def data_file(tmp_path):
 
 @pytest.fixture
 def small_pipeline(monkeypatch):
-    """Pipeline every array, in small chunks."""
+    """Overlap every move through an enabled worker, in small chunks, even on one core."""
     monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1)
     monkeypatch.setattr(_pipeline, "READ_CHUNK", 1000)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+    monkeypatch.setattr(_pipeline, "MIN_CORES", 1)
+    monkeypatch.setattr(_pipeline, "idle_cores", lambda: 64.0)  # whatever else runs
+
+
+@pytest.fixture
+def serial_pipeline(monkeypatch):
+    """Never overlap: every move in turn, in small pieces."""
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1 << 62)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+
+
+@pytest.fixture(params=["small_pipeline", "serial_pipeline"], ids=["overlap", "serial"])
+def either_pipeline(request):
+    """Each of the two ways a move may go."""
+    return request.getfixturevalue(request.param)
+
+
+class NoWorker(Worker):
+    """A worker that must not be used."""
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        raise AssertionError("the worker was used")
 
 
 class DelayedCopier:
@@ -95,9 +118,153 @@ def test_read_hashed_reads_and_digests_every_byte(data_file, small_pipeline, siz
     assert digest == xxhash.xxh3_64_intdigest(data[17 : 17 + size])
 
 
+@pytest.mark.parametrize("size", [0, 1, 299, 300, 301, 5000, 10_020])
+def test_serial_read_hashed_reads_each_piece_then_hashes_it(data_file, serial_pipeline, size):
+    data, readinto = data_file
+    out = bytearray(size)
+    calls = []
+
+    def recording(offset: int, view: memoryview) -> None:
+        calls.append((offset, view.nbytes, threading.current_thread().name))
+        readinto(offset, view)
+
+    digest = read_hashed(recording, 17, memoryview(out), NoWorker())
+    assert bytes(out) == data[17 : 17 + size]
+    assert digest == xxhash.xxh3_64_intdigest(data[17 : 17 + size])
+    pieces = [(17 + s, min(300, size - s)) for s in range(0, size, 300)] or [(17, 0)]
+    assert [(o, n) for o, n, _ in calls] == pieces
+    assert {t for _, _, t in calls} == {threading.current_thread().name}
+
+
+def test_overlapped_read_hashed_waits_for_each_read_before_hashing(data_file, small_pipeline):
+    """The worker's reads are slow: hashing a chunk before its read is done would hash
+    zeros, and the digest would be wrong."""
+    data, readinto = data_file
+    threads = []
+
+    def slow(offset: int, view: memoryview) -> None:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.005)
+        readinto(offset, view)
+
+    out = bytearray(5000)
+    with Worker() as worker:
+        digest = read_hashed(slow, 0, memoryview(out), worker, chunk=1000)
+    assert digest == xxhash.xxh3_64_intdigest(data[:5000])
+    assert bytes(out) == data[:5000]
+    assert len(threads) == 5 and all(t.startswith("devpersist-io") for t in threads[1:])
+
+
+@pytest.mark.parametrize("cores, load, size, enabled, pays", [
+    (2, 0.0, 8 * 2**20, True, True),
+    (16, 3.5, 2**30, True, True),
+    (2, 0.9, 2**30, True, True),
+    (1, 0.0, 2**30, True, False),  # no core for the worker: it would only take turns
+    (2, 1.5, 2**30, True, False),  # other work keeps the cores busy
+    (2, 0.0, 8 * 2**20 - 1, True, False),  # small: the hand-off costs more than it hides
+    (2, 0.0, 2**30, False, False),  # a buffer: copying holds the GIL
+])  # fmt: skip
+def test_overlap_pays_only_with_an_idle_core_and_a_large_move(monkeypatch, cores, load, size,
+                                                              enabled, pays):  # fmt: skip
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 8 * 2**20)
+    monkeypatch.setattr(_pipeline, "usable_cores", lambda: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert _pipeline.overlap_pays(size, Worker(enabled)) is pays
+
+
+def test_one_core_reads_and_writes_in_turn(data_file, monkeypatch):
+    monkeypatch.setattr(_pipeline, "PIPELINE_BYTES", 1)
+    monkeypatch.setattr(_pipeline, "SERIAL_CHUNK", 300)
+    monkeypatch.setattr(_pipeline, "usable_cores", lambda: 1)
+    data, readinto = data_file
+    out = bytearray(5000)
+    assert read_hashed(readinto, 0, memoryview(out), NoWorker()) == xxhash.xxh3_64_intdigest(
+        data[:5000]
+    )
+    parts: list[bytes] = []
+    hasher = xxhash.xxh3_64()
+    write_hashed(lambda b: parts.append(bytes(b)), data[:5000], hasher, NoWorker())
+    assert b"".join(parts) == data[:5000] and hasher.intdigest() == xxhash.xxh3_64_intdigest(
+        data[:5000]
+    )
+    chunks = list(_pipeline.staged_reads(
+        readinto, 0, 5000, [memoryview(bytearray(1000)) for _ in range(2)], NoWorker(),
+        xxhash.xxh3_64(),
+    ))  # fmt: skip
+    assert [start for start, _, _ in chunks] == list(range(0, 5000, 1000))
+
+
+def _address(view: memoryview) -> int:
+    return np.frombuffer(view, np.uint8).ctypes.data
+
+
+def _placed(nbytes: int, at: int) -> memoryview:
+    """A writable ``nbytes`` view whose address is ``at`` modulo 4096."""
+    view = memoryview(bytearray(nbytes + 8192))
+    start = (at - _address(view)) % 4096
+    return view[start : start + nbytes]
+
+
+@pytest.mark.parametrize("offset, at, short", [
+    (0, 16, True),  # a numpy array's start at a page-aligned file offset: the slow case
+    (4096 * 3, 1, True),
+    (64, 127, True),
+    (0, 0, False),
+    (0, 64, False),
+    (128, 16, False),  # the file position is the one ahead
+    (16, 0, False),
+])  # fmt: skip
+def test_short_distance_is_a_destination_just_past_the_file_position(offset, at, short):
+    assert _pipeline.short_distance(_placed(1000, at), offset) is short
+
+
+@pytest.mark.parametrize("size", [300, 301, 5000, 9000])
+@pytest.mark.parametrize("offset", [0, 64, 4096 + 192])
+def test_short_distance_reads_go_through_a_placed_bounce_buffer(data_file, either_pipeline,
+                                                                monkeypatch, size, offset):  # fmt: skip
+    data, readinto = data_file
+    data = data + data  # room for the offsets
+    monkeypatch.setattr(_pipeline, "BOUNCE_MIN_BYTES", 1)
+    seen = []
+
+    def placed_reads(pos: int, view: memoryview) -> None:
+        seen.append((pos, (_address(view) - pos) % 4096, view.nbytes))
+        view[:] = data[pos : pos + view.nbytes]
+
+    out = _placed(size, offset + 16)
+    with Worker() as worker:
+        digest = read_hashed(placed_reads, offset, out, worker)
+    assert bytes(out) == data[offset : offset + size]
+    assert digest == xxhash.xxh3_64_intdigest(data[offset : offset + size])
+    assert {d for _, d, _ in seen} == {0}  # every read lands as placed as the file
+    assert [p for p, _, _ in seen] == list(range(offset, offset + size, min(300, size)))
+
+
+def test_reads_from_a_buffer_or_at_a_fine_distance_go_straight_in(data_file, monkeypatch):
+    data, readinto = data_file
+    monkeypatch.setattr(_pipeline, "BOUNCE_MIN_BYTES", 1)
+    targets = []
+
+    def straight(pos: int, view: memoryview) -> None:
+        targets.append(_address(view))
+        readinto(pos, view)
+
+    out = _placed(5000, 128)
+    read_hashed(straight, 0, out, Worker())  # 128 bytes ahead: fine
+    read_hashed(straight, 0, _placed(5000, 16), Worker(enabled=False))  # a buffer source
+    assert targets[0] == _address(out) and len(targets) >= 2
+    assert bytes(out) == data[:5000]
+
+
+def test_usable_cores_follows_the_affinity():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    assert _pipeline.usable_cores() == len(os.sched_getaffinity(0))
+
+
 @pytest.mark.parametrize("size", [1, 64, 100, 999, 10_037])
 @pytest.mark.parametrize("slots", [2, 3])
-def test_read_staged_waits_before_refilling(data_file, size, slots):
+def test_read_staged_waits_before_refilling(data_file, either_pipeline, size, slots):
     data, readinto = data_file
     out = np.zeros(size, np.uint8)
     buffers = [np.full(64, 0xEE, np.uint8) for _ in range(slots)]
@@ -145,6 +312,24 @@ def test_read_staged_rejects_a_single_buffer():
 
 
 # --------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize("size", [0, 1, 299, 300, 301, 5000])
+def test_serial_write_hashed_hashes_each_piece_then_writes_it(serial_pipeline, size):
+    chunk = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8)
+    events: list[tuple[str, bytes]] = []
+
+    class Recorder:
+        def update(self, data: Any) -> None:
+            events.append(("hash", bytes(data)))
+
+    def write(data: Any) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        events.append(("write", bytes(data)))
+
+    assert write_hashed(write, chunk.data, Recorder(), NoWorker()) == size
+    pieces = [chunk[s : s + 300].tobytes() for s in range(0, size, 300)] or [b""]
+    assert events == [(op, p) for p in pieces for op in ("hash", "write")]
 
 
 def test_write_hashed_overlaps_and_finishes_before_returning(tmp_path, small_pipeline):
