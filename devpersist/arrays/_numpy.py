@@ -31,24 +31,29 @@ def contiguous_chunks(arr: np.ndarray, order: str) -> Any:
     return produce
 
 
-_padding_cache: dict[np.dtype, np.ndarray | None] = {}
+_padding_cache: dict[np.dtype, tuple[tuple[int, int], ...] | None] = {}
+
+#: Bytes of a structured array zeroed and handed to the writer at a time: small enough
+#: that the copy, the checksum and the write all find it in the cache.
+PADDED_PIECE = 2**20
 
 
-def padding_mask(dtype: np.dtype) -> np.ndarray | None:
-    """The bytes of a structured item no field covers (None if there are none); cached."""
+def padding_runs(dtype: np.dtype) -> tuple[tuple[int, int], ...] | None:
+    """The byte ranges ``[start, stop)`` of a structured item that no field covers
+    (None if there are none); cached per dtype."""
     if dtype.fields is None:
         return None
     try:
         return _padding_cache[dtype]
     except KeyError:
         pass
-    mask = _padding(dtype)
+    runs = _padding(dtype)
     if len(_padding_cache) < 256:
-        _padding_cache[dtype] = mask
-    return mask
+        _padding_cache[dtype] = runs
+    return runs
 
 
-def _padding(dtype: np.dtype) -> np.ndarray | None:
+def _padding(dtype: np.dtype) -> tuple[tuple[int, int], ...] | None:
     covered = np.zeros(dtype.itemsize, bool)
 
     def mark(dt: np.dtype, offset: int) -> None:
@@ -63,15 +68,38 @@ def _padding(dtype: np.dtype) -> np.ndarray | None:
             covered[offset : offset + dt.itemsize] = True
 
     mark(dtype, 0)
-    return None if covered.all() else ~covered
+    if covered.all():
+        return None
+    # edges of the uncovered stretches: where ``covered`` flips
+    edges = np.flatnonzero(np.diff(np.concatenate(([True], covered, [True])).astype(np.int8)))
+    return tuple((int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]))
 
 
-def zero_padding(arr: np.ndarray, padding: np.ndarray) -> np.ndarray:
-    """A C-ordered copy of ``arr`` whose padding bytes are zero."""
-    clean = np.array(arr, order="C", copy=True)
-    if clean.size:
-        clean.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize)[:, padding] = 0
-    return clean
+def zeroed_chunks(arr: np.ndarray, runs: tuple[tuple[int, int], ...]) -> Any:
+    """Bytes of ``arr`` in C order with the padding bytes ``runs`` zeroed.
+
+    The items are copied, :data:`PADDED_PIECE` bytes at a time, into one buffer that is
+    reused for every piece (the writer is done with a chunk before it asks for the next),
+    and only the padding bytes of that buffer are zeroed: no full copy of the array.
+    """
+
+    def produce() -> Any:
+        flat = np.ascontiguousarray(arr).reshape(-1)  # a view unless not C-contiguous
+        count, itemsize = flat.shape[0], arr.dtype.itemsize
+        if count == 0:
+            return
+        source = flat.view(np.uint8).reshape(count, itemsize)
+        rows = max(1, PADDED_PIECE // itemsize)
+        buf = np.empty((min(rows, count), itemsize), np.uint8)
+        data = buf.reshape(-1).data
+        for start in range(0, count, rows):
+            k = min(rows, count - start)
+            buf[:k] = source[start : start + k]
+            for a, b in runs:
+                buf[:k, a:b] = 0
+            yield data[: k * itemsize]
+
+    return produce
 
 
 class NumpyHandler(ArrayHandler):
@@ -91,12 +119,10 @@ class NumpyHandler(ArrayHandler):
             data = obj.view(extended_storage(name))
             meta["dtype"] = name
         chunks = contiguous_chunks(data, order)
-        padding = padding_mask(obj.dtype)
-        if padding is not None:  # never write uninitialized memory (leaks, nondeterminism)
+        runs = padding_runs(obj.dtype)
+        if runs is not None:  # never write uninitialized memory (leaks, nondeterminism)
             order = "C"
-
-            def chunks() -> Any:
-                return contiguous_chunks(zero_padding(data, padding), "C")()
+            chunks = zeroed_chunks(data, runs)
 
         return Encoded(
             dtype=data.dtype,
