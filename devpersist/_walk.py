@@ -46,7 +46,9 @@ def _items(obj: Any) -> list[tuple[int, Any, Any]]:
     ):  # (dict state, slot state)
         state = {**(state[0] or {}), **(state[1] or {})}
     elif isinstance(state, (tuple, list)):
-        return [(_STATE_ITEM, i, item) for i, item in enumerate(state) if type(item) not in _ATOM_SET]
+        return [
+            (_STATE_ITEM, i, item) for i, item in enumerate(state) if type(item) not in _ATOM_SET
+        ]
     if isinstance(state, dict):
         return [(_ATTR, k, v) for k, v in state.items() if type(v) not in _ATOM_SET]
     return []
@@ -201,9 +203,10 @@ def _match_owned(
         for position, (kind, name, candidate) in enumerate(owner_items[key]):
             if (key, position) in used:
                 continue
-            if getattr(candidate, "shape", None) == shape and getattr(
-                candidate, "dtype", None
-            ) == dtype:
+            if (
+                getattr(candidate, "shape", None) == shape
+                and getattr(candidate, "dtype", None) == dtype
+            ):
                 found[index] = owner_paths[key] + _label(kind, name)
                 used.add((key, position))
                 break

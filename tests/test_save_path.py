@@ -35,7 +35,9 @@ def test_structured_padding_zeroed_across_pieces_and_strides():
     out = devpersist.loads(data)["s"]
     assert out.dtype == dtype and out.shape == source.shape
     # bit for bit (random bytes make NaNs): the stored bytes, padding zeroed
-    assert np.array_equal(np.ascontiguousarray(out).view(np.uint8).reshape(-1), expected.reshape(-1))
+    assert np.array_equal(
+        np.ascontiguousarray(out).view(np.uint8).reshape(-1), expected.reshape(-1)
+    )
     for name in ("a", "c", "d"):
         assert np.array_equal(out[name], source[name])
 
