@@ -203,10 +203,9 @@ def _match_owned(
         for position, (kind, name, candidate) in enumerate(owner_items[key]):
             if (key, position) in used:
                 continue
-            if (
-                getattr(candidate, "shape", None) == shape
-                and getattr(candidate, "dtype", None) == dtype
-            ):
+            if getattr(candidate, "shape", None) == shape and (
+                (got := getattr(candidate, "dtype", None)) is dtype or got == dtype
+            ):  # `is` first: comparing structured dtypes is slow
                 found[index] = owner_paths[key] + _label(kind, name)
                 used.add((key, position))
                 break
