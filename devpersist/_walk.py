@@ -1,7 +1,9 @@
 """Walking an object graph the way pickle sees it, to name attribute paths.
 
-Only used off the fast path: to label arrays in the manifest, to find the estimators
-that own them (``_config``) and to say which attribute of a graph cannot be saved.
+Place in the data flow: every dump labels its arrays here (:func:`array_paths`, after
+pickling, before the arrays are described: the labels go into the manifest); off the
+hot path, ``_config`` finds the estimators that own arrays and ``_pickler`` says which
+attribute of a graph cannot be saved.
 Objects of array libraries (the registry's modules) are not walked into. The walk is
 breadth-first and iterative, with a seen-set, so cycles and deep graphs are fine.
 """
