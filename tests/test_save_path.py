@@ -57,3 +57,29 @@ def test_structured_padding_zeroed_for_2d_fortran_and_empty():
     out = devpersist.loads(data)
     assert out["s"].shape == (2, 3) and out["e"].shape == (0,) and out["e"].dtype == dtype
     assert np.array_equal(out["s"]["x"], arr["x"]) and np.array_equal(out["s"]["y"], arr["y"])
+
+
+def test_structured_padding_zeroed_for_every_item_size():
+    """Items of 3, 4, 6 and 12 bytes (masked byte, 4-, 2- and 4-byte word at a time)."""
+    import devpersist
+
+    cases = [
+        (np.dtype({"names": ["a"], "formats": ["u1"], "offsets": [1], "itemsize": 3}), [0, 2]),
+        (np.dtype([("a", "u1"), ("b", "<u2")], align=True), [1]),
+        (
+            np.dtype(
+                {"names": ["a", "b"], "formats": ["u1", "u1"], "offsets": [0, 4], "itemsize": 6}
+            ),
+            [1, 2, 3, 5],
+        ),
+        (np.dtype([("a", "<i4"), ("b", "u1"), ("c", "<i4")], align=True), [5, 6, 7]),
+    ]
+    for dtype, padding in cases:
+        raw = np.arange(1, 7 * dtype.itemsize + 1, dtype=np.uint8)  # no zero byte
+        arr = raw.view(dtype)
+        data = devpersist.dumps({"s": arr})
+        expected = raw.reshape(-1, dtype.itemsize).copy()
+        expected[:, padding] = 0
+        assert np.array_equal(_stored(data, 0), expected.reshape(-1)), dtype
+        out = devpersist.loads(data)["s"]
+        assert out.dtype == dtype and out.view(np.uint8).tobytes() == expected.tobytes()

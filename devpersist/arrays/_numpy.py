@@ -31,29 +31,30 @@ def contiguous_chunks(arr: np.ndarray, order: str) -> Any:
     return produce
 
 
-_padding_cache: dict[np.dtype, tuple[tuple[int, int], ...] | None] = {}
+_padding_cache: dict[np.dtype, np.ndarray | None] = {}
 
 #: Bytes of a structured array zeroed and handed to the writer at a time: small enough
 #: that the copy, the checksum and the write all find it in the cache.
 PADDED_PIECE = 2**20
 
 
-def padding_runs(dtype: np.dtype) -> tuple[tuple[int, int], ...] | None:
-    """The byte ranges ``[start, stop)`` of a structured item that no field covers
-    (None if there are none); cached per dtype."""
+def padding_keep(dtype: np.dtype) -> np.ndarray | None:
+    """None if every byte of a ``dtype`` item belongs to a field; else the item's mask,
+    as machine words (all ones over field bytes, zero over padding), to AND items with.
+    Cached per dtype."""
     if dtype.fields is None:
         return None
     try:
         return _padding_cache[dtype]
     except KeyError:
         pass
-    runs = _padding(dtype)
+    keep = _padding(dtype)
     if len(_padding_cache) < 256:
-        _padding_cache[dtype] = runs
-    return runs
+        _padding_cache[dtype] = keep
+    return keep
 
 
-def _padding(dtype: np.dtype) -> tuple[tuple[int, int], ...] | None:
+def _padding(dtype: np.dtype) -> np.ndarray | None:
     covered = np.zeros(dtype.itemsize, bool)
 
     def mark(dt: np.dtype, offset: int) -> None:
@@ -70,34 +71,33 @@ def _padding(dtype: np.dtype) -> tuple[tuple[int, int], ...] | None:
     mark(dtype, 0)
     if covered.all():
         return None
-    # edges of the uncovered stretches: where ``covered`` flips
-    edges = np.flatnonzero(np.diff(np.concatenate(([True], covered, [True])).astype(np.int8)))
-    return tuple((int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]))
+    word = next(w for w in (8, 4, 2, 1) if dtype.itemsize % w == 0)
+    return np.where(covered, np.uint8(0xFF), np.uint8(0)).view(f"<u{word}")
 
 
-def zeroed_chunks(arr: np.ndarray, runs: tuple[tuple[int, int], ...]) -> Any:
-    """Bytes of ``arr`` in C order with the padding bytes ``runs`` zeroed.
+def zeroed_chunks(arr: np.ndarray, keep: np.ndarray) -> Any:
+    """Bytes of ``arr`` in C order with its padding bytes zeroed (``keep``: from
+    :func:`padding_keep`).
 
-    The items are copied, :data:`PADDED_PIECE` bytes at a time, into one buffer that is
-    reused for every piece (the writer is done with a chunk before it asks for the next),
-    and only the padding bytes of that buffer are zeroed: no full copy of the array.
+    The items are ANDed with ``keep``, :data:`PADDED_PIECE` bytes at a time, into one
+    buffer that is reused for every piece (the writer is done with a chunk before it
+    asks for the next): one pass over the data, no full copy of the array.
     """
 
     def produce() -> Any:
         flat = np.ascontiguousarray(arr).reshape(-1)  # a view unless not C-contiguous
-        count, itemsize = flat.shape[0], arr.dtype.itemsize
+        count = flat.shape[0]
         if count == 0:
             return
-        source = flat.view(np.uint8).reshape(count, itemsize)
-        rows = max(1, PADDED_PIECE // itemsize)
-        buf = np.empty((min(rows, count), itemsize), np.uint8)
-        data = buf.reshape(-1).data
+        words = keep.shape[0]
+        source = flat.view(np.uint8).view(keep.dtype).reshape(count, words)
+        rows = max(1, PADDED_PIECE // arr.dtype.itemsize)
+        buf = np.empty((min(rows, count), words), keep.dtype)
+        data = buf.reshape(-1).view(np.uint8).data
         for start in range(0, count, rows):
             k = min(rows, count - start)
-            buf[:k] = source[start : start + k]
-            for a, b in runs:
-                buf[:k, a:b] = 0
-            yield data[: k * itemsize]
+            np.bitwise_and(source[start : start + k], keep, out=buf[:k])
+            yield data[: k * arr.dtype.itemsize]
 
     return produce
 
@@ -119,10 +119,10 @@ class NumpyHandler(ArrayHandler):
             data = obj.view(extended_storage(name))
             meta["dtype"] = name
         chunks = contiguous_chunks(data, order)
-        runs = padding_runs(obj.dtype)
-        if runs is not None:  # never write uninitialized memory (leaks, nondeterminism)
+        keep = padding_keep(obj.dtype)
+        if keep is not None:  # never write uninitialized memory (leaks, nondeterminism)
             order = "C"
-            chunks = zeroed_chunks(data, runs)
+            chunks = zeroed_chunks(data, keep)
 
         return Encoded(
             dtype=data.dtype,
