@@ -47,16 +47,31 @@ OPTIONAL_COLUMNS = ("codec", "meta", "path")
 MAX_SECTION_BYTES = 2**46
 
 
-def encode_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The arrays table of a version 2 manifest, from one row per array (the writer's)."""
+def encode_columns(
+    rows: list[dict[str, Any]], offsets: list[int], lengths: list[int], checksums: list[Any]
+) -> dict[str, Any]:
+    """The arrays table of a version 2 manifest.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Each array's description (dtype, shape, order, namespace, device, and optionally
+        codec, meta, path), as :class:`devpersist._writer.BlobSource` holds it.
+    offsets, lengths, checksums : list
+        Where each array was written (a packed array's offset counts from the pack's
+        start, and its checksum is None: the pack's covers it).
+
+    Returns
+    -------
+    dict
+        The ``arrays`` member of the manifest.
+    """
     dtypes: dict[str, int] = {}
     dtype_values: list[Any] = []
     places: dict[tuple[str, str], int] = {}
     table: dict[str, Any] = {"dtypes": dtype_values, "dtype": [], "shape": [], "order": ""}
     dtype_col, shape_col, place_col = table["dtype"], table["shape"], []
     order = []
-    optional: dict[str, list[Any]] = {name: [] for name in OPTIONAL_COLUMNS}
-    offsets, lengths, checksums = [], [], []
     by_id: dict[int, int] = {}  # structured dtypes: the writer's cached lists recur
     for row in rows:
         d = row["dtype"]
@@ -82,18 +97,13 @@ def encode_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if index is None:
             index = places[place] = len(places)
         place_col.append(index)
-        offsets.append(row["offset"])
-        lengths.append(row["length"])
-        checksums.append(row.get("checksum"))
-        for name, column in optional.items():
-            column.append(row.get(name))
     table["order"] = "".join(order)
     table["places"] = [list(p) for p in places]
     table["place"] = place_col
     table["offset"], table["length"], table["checksum"] = offsets, lengths, checksums
-    for name, column in optional.items():
-        if any(value is not None for value in column):
-            table[name] = column
+    for name in OPTIONAL_COLUMNS:
+        if any(row.get(name) is not None for row in rows):  # only where some row has one
+            table[name] = [row.get(name) for row in rows]
     return table
 
 

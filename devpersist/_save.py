@@ -138,20 +138,6 @@ def _blob(
 
     enc = ref.handler.encode(ref.obj)
     dtype, nbytes, produce = np.dtype(enc.dtype), enc.nbytes, enc.chunks
-    extra: dict[str, Any] = {}
-    if _codecs.precision_applies(dtype, precision):
-        assert precision is not None
-        if not clamp_precision:  # a second pass over the data, before anything is written
-            where = label or f"an array of shape {enc.shape}"
-            _codecs.check_precision(produce(), dtype, precision, where)
-        source_dtype, original = dtype, produce
-        dtype = _codecs.stored_dtype(precision)
-        nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
-        extra = {"cast": dtype_to_descr(source_dtype), "precision": precision}
-
-        def produce() -> Iterable[memoryview]:
-            return _codecs.reduce_precision(original(), source_dtype, precision, clamp_precision)
-
     meta: dict[str, Any] = {
         "dtype": dtype_to_descr(dtype),
         "shape": list(enc.shape),
@@ -159,23 +145,48 @@ def _blob(
         "namespace": ref.handler.namespace,
         "device": enc.device,
     }
+    extra: dict[str, Any] | None = None
+    if precision is not None and _codecs.precision_applies(dtype, precision):
+        if not clamp_precision:  # a second pass over the data, before anything is written
+            where = label or f"an array of shape {enc.shape}"
+            _codecs.check_precision(produce(), dtype, precision, where)
+        source_dtype, original = dtype, produce
+        dtype = _codecs.stored_dtype(precision)
+        nbytes = nbytes // source_dtype.itemsize * dtype.itemsize
+        meta["dtype"] = dtype_to_descr(dtype)
+        extra = {"cast": dtype_to_descr(source_dtype), "precision": precision}
+
+        def produce() -> Iterable[memoryview]:
+            return _codecs.reduce_precision(original(), source_dtype, precision, clamp_precision)
+
     if enc.meta or extra:
-        meta["meta"] = {**enc.meta, **extra}
+        meta["meta"] = {**enc.meta, **extra} if extra else enc.meta
     if label is not None:
         meta["path"] = label
     if progress is not None:
         progress.total += enc.nbytes
+    chunks = _Chunks(produce, progress)
     if codec is not None and nbytes > max(_codecs.MIN_COMPRESS_BYTES - 1, PACK_MAX_BYTES):
         meta["codec"] = codec[0]
-        return BlobSource(meta, -1, _codecs.compress_chunks(_lazy(produce, progress), *codec))
-    return BlobSource(meta, nbytes, _lazy(produce, progress))
+        return BlobSource(meta, -1, _codecs.compress_chunks(chunks, *codec))
+    return BlobSource(meta, nbytes, chunks)
 
 
-def _lazy(produce: Any, progress: Progress | None = None) -> Iterator[memoryview]:
-    if progress is None:
-        yield from produce()
-    else:
-        yield from progress.counted(produce())
+class _Chunks:
+    """An array's chunks, produced only once the writer asks for them (a device array
+    is copied to the host then, one at a time), counted by the progress bar if shown."""
+
+    __slots__ = ("produce", "progress")
+
+    def __init__(self, produce: Any, progress: Progress | None) -> None:
+        self.produce = produce
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[memoryview]:
+        chunks = self.produce()
+        if self.progress is not None and self.progress.enabled:  # decided once, total known
+            return self.progress.counted(chunks)
+        return iter(chunks)
 
 
 def write(f: IO[bytes], prepared: Prepared) -> int:

@@ -119,6 +119,14 @@ def write_container(
 def _write_blob(
     out: _CountingWriter, blob: BlobSource, index: int, worker: Worker
 ) -> dict[str, Any]:
+    offset, length, checksum = _write_stream(out, blob, index, worker)
+    return {**blob.meta, "offset": offset, "length": length, "checksum": checksum}
+
+
+def _write_stream(
+    out: _CountingWriter, blob: BlobSource, index: int, worker: Worker
+) -> tuple[int, int, str]:
+    """Write one array's bytes, aligned; its offset, length and checksum."""
     offset = out.pad()
     hasher = xxhash.xxh3_64()
     written = 0
@@ -126,18 +134,15 @@ def _write_blob(
         written += write_hashed(out.write, chunk, hasher, worker)
     if blob.nbytes >= 0 and written != blob.nbytes:
         raise FormatError(f"array {index} produced {written} bytes, expected {blob.nbytes}")
-    return {
-        **blob.meta,
-        "offset": offset,
-        "length": written,
-        "checksum": checksum_text(hasher.intdigest()),
-    }
+    return offset, written, checksum_text(hasher.intdigest())
+
+
+#: One encoder for every manifest (``json.dumps`` with options builds one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _finish(out: _CountingWriter, manifest: dict[str, Any], version: int) -> int:
-    encoded = json.dumps(
-        manifest, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    encoded = _JSON.encode(manifest).encode("utf-8")
     manifest_offset = out.pad()
     out.write(encoded)
     digest = xxhash.xxh3_64_intdigest(encoded)
@@ -203,8 +208,11 @@ def _write_v2(
     out.write(HEADER.pack(MAGIC, 2, 0))
     manifest: dict[str, Any] = {"format_version": 2, "alignment": ALIGNMENT}
     manifest["graph"] = _section(out, graph, compression, sized=True)
-    rows: list[dict[str, Any]] = [{} for _ in blobs]
-    inside = [False] * len(blobs)
+    n = len(blobs)
+    offsets: list[int] = [0] * n
+    lengths: list[int] = [0] * n
+    checksums: list[str | None] = [None] * n
+    inside = [False] * n
     size = 0
     for i, blob in enumerate(blobs):  # in index order, until the pack is full
         if packable(blob) and align(size, PACK_ALIGNMENT) + blob.nbytes <= PACK_MAX_TOTAL:
@@ -226,14 +234,14 @@ def _write_v2(
         if pos - start != blob.nbytes:
             raise FormatError(f"array {i} produced {pos - start} bytes, expected {blob.nbytes}")
         end = pos
-        rows[i] = {**blob.meta, "offset": start, "length": blob.nbytes, "checksum": None}
+        offsets[i], lengths[i] = start, blob.nbytes
     del view
-    if rows and any(row for row in rows):
+    if any(inside):
         manifest["pack"] = _section(out, pack, compression, sized=False)
     del pack
     for i, blob in enumerate(blobs):
-        if not rows[i]:
-            rows[i] = _write_blob(out, blob, i, worker)
-    manifest["arrays"] = encode_columns(rows)
+        if not inside[i]:
+            offsets[i], lengths[i], checksums[i] = _write_stream(out, blob, i, worker)
+    manifest["arrays"] = encode_columns([b.meta for b in blobs], offsets, lengths, checksums)
     manifest.update(metadata)
     return _finish(out, manifest, 2)

@@ -33,19 +33,25 @@ def contiguous_chunks(arr: np.ndarray, order: str) -> Any:
 
 _padding_cache: dict[np.dtype, np.ndarray | None] = {}
 
+#: Bytes of a structured array zeroed and handed to the writer at a time: small enough
+#: that the copy, the checksum and the write all find it in the cache.
+PADDED_PIECE = 2**20
 
-def padding_mask(dtype: np.dtype) -> np.ndarray | None:
-    """The bytes of a structured item no field covers (None if there are none); cached."""
+
+def padding_keep(dtype: np.dtype) -> np.ndarray | None:
+    """None if every byte of a ``dtype`` item belongs to a field; else the item's mask,
+    as machine words (all ones over field bytes, zero over padding), to AND items with.
+    Cached per dtype."""
     if dtype.fields is None:
         return None
     try:
         return _padding_cache[dtype]
     except KeyError:
         pass
-    mask = _padding(dtype)
+    keep = _padding(dtype)
     if len(_padding_cache) < 256:
-        _padding_cache[dtype] = mask
-    return mask
+        _padding_cache[dtype] = keep
+    return keep
 
 
 def _padding(dtype: np.dtype) -> np.ndarray | None:
@@ -63,15 +69,37 @@ def _padding(dtype: np.dtype) -> np.ndarray | None:
             covered[offset : offset + dt.itemsize] = True
 
     mark(dtype, 0)
-    return None if covered.all() else ~covered
+    if covered.all():
+        return None
+    word = next(w for w in (8, 4, 2, 1) if dtype.itemsize % w == 0)
+    return np.where(covered, np.uint8(0xFF), np.uint8(0)).view(f"<u{word}")
 
 
-def zero_padding(arr: np.ndarray, padding: np.ndarray) -> np.ndarray:
-    """A C-ordered copy of ``arr`` whose padding bytes are zero."""
-    clean = np.array(arr, order="C", copy=True)
-    if clean.size:
-        clean.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize)[:, padding] = 0
-    return clean
+def zeroed_chunks(arr: np.ndarray, keep: np.ndarray) -> Any:
+    """Bytes of ``arr`` in C order with its padding bytes zeroed (``keep``: from
+    :func:`padding_keep`).
+
+    The items are ANDed with ``keep``, :data:`PADDED_PIECE` bytes at a time, into one
+    buffer that is reused for every piece (the writer is done with a chunk before it
+    asks for the next): one pass over the data, no full copy of the array.
+    """
+
+    def produce() -> Any:
+        flat = np.ascontiguousarray(arr).reshape(-1)  # a view unless not C-contiguous
+        count = flat.shape[0]
+        if count == 0:
+            return
+        words = keep.shape[0]
+        source = flat.view(np.uint8).view(keep.dtype).reshape(count, words)
+        rows = max(1, PADDED_PIECE // arr.dtype.itemsize)
+        buf = np.empty((min(rows, count), words), keep.dtype)
+        data = buf.reshape(-1).view(np.uint8).data
+        for start in range(0, count, rows):
+            k = min(rows, count - start)
+            np.bitwise_and(source[start : start + k], keep, out=buf[:k])
+            yield data[: k * arr.dtype.itemsize]
+
+    return produce
 
 
 class NumpyHandler(ArrayHandler):
@@ -91,12 +119,10 @@ class NumpyHandler(ArrayHandler):
             data = obj.view(extended_storage(name))
             meta["dtype"] = name
         chunks = contiguous_chunks(data, order)
-        padding = padding_mask(obj.dtype)
-        if padding is not None:  # never write uninitialized memory (leaks, nondeterminism)
+        keep = padding_keep(obj.dtype)
+        if keep is not None:  # never write uninitialized memory (leaks, nondeterminism)
             order = "C"
-
-            def chunks() -> Any:
-                return contiguous_chunks(zero_padding(data, padding), "C")()
+            chunks = zeroed_chunks(data, keep)
 
         return Encoded(
             dtype=data.dtype,
