@@ -74,3 +74,75 @@ def test_forest_round_trip_with_shared_structured_dtypes():
             assert type(b) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
             assert a.tobytes() == b.tobytes()
     np.testing.assert_array_equal(back.predict_proba(X), model.predict_proba(X))
+
+
+def _random_graph(rng, n, cycles):
+    """Containers of every kind (and replay nodes) sharing children at random; with
+    ``cycles``, some lists also hold an ancestor."""
+    from devpersist._replay import Node, node_class
+
+    stub = node_class(Node, ("m", "C"))
+    made = []
+    for i in range(n):
+        kids = [made[j] for j in rng.integers(0, len(made), rng.integers(0, 4))] if made else []
+        kids += [1, "s", None][: rng.integers(0, 3)]
+        kind = i % 5
+        if kind == 0:
+            obj = list(kids)
+        elif kind == 1:
+            obj = tuple(kids)
+        elif kind == 2:
+            obj = {f"k{j}": k for j, k in enumerate(kids)}
+        elif kind == 3:
+            obj = object.__new__(stub)
+            obj.parts = list(kids)
+        else:
+            obj = frozenset(k for k in kids if type(k) in (frozenset, stub, int, str, type(None)))
+        made.append(obj)
+    root = made[-3:]  # a list: containers near the top, which reach most others
+    if cycles:
+        lists = [o for o in made if type(o) is list]
+        root = [root, *lists[::3]]
+        for held in lists[::3]:
+            held.append(root)  # each loops back to the root
+    return root, frozenset({stub})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quick_shape_walk_equals_the_reference_walk(seed):
+    """The quick walk settles a graph without cycles with exactly the reference walk's
+    totals; on cycles it steps aside (``Undecided``) and ``check_shape`` uses the
+    reference walk, so the verdict is the reference's."""
+    from devpersist import _audit
+
+    rng = np.random.default_rng(seed)
+    root, stubs = _random_graph(rng, int(rng.integers(2, 300)), cycles=False)
+    expected = _audit.check_shape_walk(root, stubs)
+    assert expected[0] > 1
+    assert _audit.acyclic_shape(root, _audit._CONTAINERS | stubs) == expected
+    root, stubs = _random_graph(rng, int(rng.integers(20, 300)), cycles=True)
+    with pytest.raises(_audit.Undecided):
+        _audit.acyclic_shape(root, _audit._CONTAINERS | stubs)
+    _audit.check_shape(root, stubs)  # the reference walk: cycles count as leaves
+
+
+def test_quick_shape_walk_near_the_recursion_limit_falls_back():
+    """Called deep in the stack, the quick walk hits Python's recursion limit; the
+    reference walk (no recursion) still gives the verdict."""
+    import sys
+
+    from devpersist import ResourceLimitError, _audit
+
+    deep: list = []
+    for _ in range(_audit.MAX_DEPTH - 1):
+        deep = [deep]
+
+    def nested(levels, then):
+        return nested(levels - 1, then) if levels else then()
+
+    import inspect
+
+    room = sys.getrecursionlimit() - len(inspect.stack()) - 60
+    nested(room, lambda: _audit.check_shape(deep))  # within the limit: no error
+    with pytest.raises(ResourceLimitError, match="MAX_DEPTH"):
+        nested(room, lambda: _audit.check_shape([[deep]]))
