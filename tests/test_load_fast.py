@@ -146,3 +146,35 @@ def test_quick_shape_walk_near_the_recursion_limit_falls_back():
     nested(room, lambda: _audit.check_shape(deep))  # within the limit: no error
     with pytest.raises(ResourceLimitError, match="MAX_DEPTH"):
         nested(room, lambda: _audit.check_shape([[deep]]))
+
+
+def test_packed_arrays_load_as_independent_exact_arrays():
+    """Packed arrays come back as views of one copy of the pack (the lean route): each
+    has its own dtype, shape, order and bytes, is writable, and writing one changes no
+    other array and not the file's bytes."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "f": np.asfortranarray(rng.normal(size=(3, 5)).astype(np.float32)),
+        "c": rng.integers(-9, 9, size=(2, 3, 4)).astype(np.int8),
+        "s": np.array([(1, 2.5), (3, -1.0)], dtype=[("a", "<i8"), ("b", "<f8")]),
+        "z": np.zeros((0, 3)),
+        "b": np.array([True, False, True]),
+        "x": np.array([1 + 2j, 3 - 4j], dtype=np.complex64),
+        "t": np.array(["2020-01-01", "2021-06-30"], dtype="datetime64[D]"),
+        ">": np.arange(4, dtype=">u2"),
+    }
+    data = devpersist.dumps(arrays)
+    assert all(e.get("packed") for e in devpersist.info(data)["arrays"])  # the route taken
+    back = devpersist.loads(data)
+    for key, want in arrays.items():
+        got = back[key]
+        assert type(got) is np.ndarray and got.dtype == want.dtype and got.shape == want.shape
+        assert got.flags.f_contiguous == want.flags.f_contiguous and got.flags.writeable
+        assert got.tobytes(order="A") == want.tobytes(order="A")
+    back["c"][...] = 0
+    back["f"][0, 0] = 7.0
+    again = devpersist.loads(data)
+    for key, want in arrays.items():
+        if key not in ("c", "f"):
+            assert back[key].tobytes(order="A") == want.tobytes(order="A")
+        assert again[key].tobytes(order="A") == want.tobytes(order="A")
