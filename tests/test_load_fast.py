@@ -178,3 +178,33 @@ def test_packed_arrays_load_as_independent_exact_arrays():
         if key not in ("c", "f"):
             assert back[key].tobytes(order="A") == want.tobytes(order="A")
         assert again[key].tobytes(order="A") == want.tobytes(order="A")
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_predictor_batch_checks_one_or_several_node_dtypes(mixed):
+    """Predictors sharing one node dtype are checked from one concatenation, others
+    field by field: both accept fitted predictors and refuse a child index that leaves
+    its tree."""
+    import pickle
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from devpersist import IntegrityError, _validate
+
+    X = np.random.RandomState(0).normal(size=(200, 3))
+    model = HistGradientBoostingRegressor(max_iter=3, random_state=0).fit(X, X[:, 0])
+    predictors = [pickle.loads(pickle.dumps(p[0])) for p in model._predictors]
+    if mixed:  # the same fields in another order: another dtype
+        last = predictors[-1]
+        names = list(last.nodes.dtype.names)[::-1]
+        reordered = np.empty(len(last.nodes), dtype=[(n, last.nodes.dtype[n]) for n in names])
+        for n in names:
+            reordered[n] = last.nodes[n]
+        last.nodes = reordered
+        assert len({p.nodes.dtype for p in predictors}) == 2
+    _validate.tree_predictors(predictors)
+    last = predictors[-1]
+    inner = int(np.nonzero(last.nodes["is_leaf"] == 0)[0][-1])
+    last.nodes["right"][inner] = len(last.nodes)  # past its own tree's end
+    with pytest.raises(IntegrityError, match="outside the tree"):
+        _validate.tree_predictors(predictors)
