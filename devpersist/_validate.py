@@ -97,8 +97,11 @@ def tree_predictors(objs: Sequence[Any]) -> None:
         return
     what = "histogram gradient boosting predictor"
     count = np.asarray(sizes, dtype=np.int64)
-    if len(complete) == 1:  # one dtype (a model's predictors share it): one concatenation
-        joined = np.concatenate(all_nodes)
+    if len(complete) == 1:  # one dtype (a model's predictors share it): joined as bytes
+        # (np.concatenate of structured arrays promotes their dtypes pairwise, in Python:
+        # 30 µs per array; tobytes and one join are C)
+        (dtype,) = complete
+        joined = np.frombuffer(b"".join([n.tobytes() for n in all_nodes]), dtype)
 
         def column(name: str, dtype: Any = None) -> np.ndarray:
             return joined[name] if dtype is None else joined[name].astype(dtype)
