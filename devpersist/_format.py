@@ -171,7 +171,8 @@ class Container:
         entry = self.arrays[index]
         copy = self._pack_copy
         if copy is None:
-            copy = self._pack_copy = np.frombuffer(bytearray(self.pack()), np.uint8)
+            # a numpy copy: numpy's own alignment, as the one array per entry had
+            copy = self._pack_copy = np.frombuffer(self.pack(), np.uint8).copy()
         shape = tuple(entry["shape"])
         return np.ndarray(shape, dtype, buffer=copy, offset=entry["offset"], order=entry["order"])
 

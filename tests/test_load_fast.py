@@ -170,6 +170,7 @@ def test_packed_arrays_load_as_independent_exact_arrays():
         got = back[key]
         assert type(got) is np.ndarray and got.dtype == want.dtype and got.shape == want.shape
         assert got.flags.f_contiguous == want.flags.f_contiguous and got.flags.writeable
+        assert got.flags.aligned
         assert got.tobytes(order="A") == want.tobytes(order="A")
     back["c"][...] = 0
     back["f"][0, 0] = 7.0
