@@ -95,7 +95,82 @@ def _too_big() -> ResourceLimitError:
     )
 
 
+#: An empty container's expansion (itself) and depth.
+_EMPTY = (1, 1)
+
+
+class Undecided(Exception):
+    """The quick walk cannot settle a graph: the reference walk decides."""
+
+
 def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
+    """Longest nesting chain and expanded size, over the shared graph.
+
+    The quick walk (:func:`acyclic_shape`) settles graphs without cycles within the
+    limits, which is every model seen so far; anything else (a cycle, a limit reached,
+    Python's recursion limit) goes to the reference walk (:func:`check_shape_walk`),
+    which decides and words the error. On a graph without cycles the two compute the same
+    totals: a container's expansion and depth do not depend on the order its children
+    are visited in, and the reference walk only treats a child differently when it is
+    still being walked, which is a cycle.
+
+    Raises
+    ------
+    ResourceLimitError
+        Deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_EXPANDED`.
+    """
+    try:
+        acyclic_shape(root, _CONTAINERS | stub_types)
+    except (Undecided, RecursionError):
+        check_shape_walk(root, stub_types)
+
+
+def acyclic_shape(root: Any, containers: frozenset[type]) -> tuple[int, int]:
+    """Expanded size and depth by recursion with memoised totals (about twice the speed
+    of the explicit stack); raises :class:`Undecided` on a cycle or a limit reached.
+    Recursion stops at :data:`MAX_DEPTH` + 1 levels, well inside Python's limit.
+    Returns the root's ``(expanded size, depth)``, ``(0, 0)`` for a non-container."""
+    plain = _CONTAINERS
+    known: dict[int, tuple[int, int]] = {}
+    path: set[int] = set()
+    settled = known.get
+
+    def visit(obj: Any, tp: type, level: int) -> tuple[int, int]:
+        if tp is dict:
+            total, items = 2 * len(obj) + 1, (*obj.values(), *obj)
+        elif tp in plain:
+            total, items = len(obj) + 1, obj
+        else:
+            items = obj.parts
+            total = len(items) + 1
+        key = id(obj)
+        path.add(key)
+        deepest = 0
+        for child in items:
+            ctp = type(child)
+            if ctp in containers:
+                found = settled(id(child))
+                if found is None:
+                    if not (child if ctp in plain else child.parts):
+                        found = _EMPTY  # no items (array placeholders, empty arguments)
+                    elif id(child) in path or level > MAX_DEPTH:
+                        raise Undecided
+                    else:
+                        found = visit(child, ctp, level + 1)
+                total += found[0] - 1
+                if found[1] > deepest:
+                    deepest = found[1]
+        path.discard(key)
+        if total > MAX_EXPANDED or deepest >= MAX_DEPTH:
+            raise Undecided
+        known[key] = result = (total, deepest + 1)
+        return result
+
+    tp = type(root)
+    return visit(root, tp, 1) if tp in containers else (0, 0)
+
+
+def check_shape_walk(root: Any, stub_types: frozenset[type] = frozenset()) -> tuple[int, int]:
     """Longest nesting chain and expanded size, over the shared graph (no recursion).
 
     A post-order walk computes, for each container, the size of its expansion (its own
@@ -106,6 +181,11 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
     written flat (no helper calls per object): it is the audit's main cost on graphs of
     many small objects (a forest).
 
+    Returns
+    -------
+    tuple of int
+        The root's ``(expanded size, depth)``; ``(0, 0)`` for a non-container.
+
     Raises
     ------
     ResourceLimitError
@@ -114,7 +194,7 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
     plain = _CONTAINERS
     containers = plain | stub_types
     if type(root) not in containers:
-        return
+        return 0, 0
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     active: set[int] = set()
@@ -176,3 +256,4 @@ def check_shape(root: Any, stub_types: frozenset[type] = frozenset()) -> None:
             ck = id(child)
             if ck not in size and ck not in active:
                 push((child, None))
+    return size[id(root)], depth[id(root)]

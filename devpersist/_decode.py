@@ -53,6 +53,8 @@ class ArraySource(Protocol):
 
     def array_view(self, index: int, verify: bool = True) -> memoryview: ...
 
+    def packed_array(self, index: int, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]: ...
+
 
 def decode_array(
     placement: Placement, container: ArraySource, index: int, worker: Worker | None = None
@@ -87,6 +89,11 @@ def _decode(placement: Placement, container: ArraySource, index: int, worker: Wo
     codec = entry.get("codec")
     meta = entry.get("meta", {})
     source = handler_for_namespace(entry["namespace"])
+    if "packed" in entry and library == "numpy" == entry["namespace"] and not placement.mmap:
+        dtype = dtype_from_descr(entry["dtype"])
+        # the lean route (see Container.packed_array); numpy refuses a zero itemsize
+        if "precision" not in meta and dtype.itemsize:
+            return source.decode(container.packed_array(index, dtype), entry, device)
     if codec is None and "precision" not in meta and library == entry["namespace"]:
         if placement.mmap and source.maps(entry, device):
             view = container.array_view(index, verify=placement.verify)

@@ -135,7 +135,11 @@ def load_container(container: Container, options: LoadOptions) -> Any:
         check_uses(result.called, result.modified, approved, trusted)
     placement.check(container.arrays)  # libraries and devices, before anything is built
     _config.check_placement(config, container.arrays, placement.planned)
-    planned = _config.plan(config, placement) if options.restore_config else None
+    # Only scikit-learn (or a library built on it) reads the configuration, and resolving
+    # the file's names imported it if any object needs it: when it is still absent,
+    # nothing here is configured, and planning would import it for nothing.
+    restore = options.restore_config and "sklearn" in sys.modules
+    planned = _config.plan(config, placement) if restore else None
     if planned and not _config.needs_restoring(planned):
         planned = None  # scikit-learn's defaults: nothing to apply, nothing to wrap
     quiet = warnings.catch_warnings() if mismatch else contextlib.nullcontext()
