@@ -266,8 +266,15 @@ def cold_child(tool: str, path: str) -> dict[str, float]:
 
 
 def bench_cold(cfg: dict[str, Any], workdir: str, models: dict[str, Any]) -> dict[str, Any]:
+    import compileall
+
     import devpersist
 
+    # An installed package has its bytecode (pip compiles it at install), as scikit-learn
+    # here has; a checkout run with PYTHONDONTWRITEBYTECODE=1 would recompile every module
+    # in every fresh process and time the compiler (measured: 95-110 ms against 28-32 ms
+    # for `import devpersist` on the machine of docs/benchmarks.md).
+    compileall.compile_dir(os.path.dirname(devpersist.__file__), quiet=1)
     out: dict[str, Any] = {}
     for name in ("Ridge", small_forest(cfg)):
         model = models[name]
