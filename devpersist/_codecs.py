@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._exceptions import IntegrityError, MissingLibraryError
+
+if TYPE_CHECKING:
+    from ._format import StoredBlob
+    from .arrays import ArrayEntry
 
 MIN_COMPRESS_BYTES = 4096
 CODECS = {"zstd": "zstandard", "lz4": "lz4", "zlib": None, "lzma": None}
@@ -129,7 +133,7 @@ def warn_unmapped(file: Any, is_url: bool) -> bool:
     return False
 
 
-def warn_decoded(arrays: list[dict[str, Any]], pack_compressed: bool = False) -> None:
+def warn_decoded(arrays: list[ArrayEntry], pack_compressed: bool = False) -> None:
     """For ``load(..., mmap=True)``: warn that compressed and reduced-precision arrays
     are decompressed (or widened) into memory rather than mapped; with
     ``pack_compressed`` (format 2), so are the packed arrays."""
@@ -327,7 +331,7 @@ def stored_dtype(precision: str) -> np.dtype:
 # --------------------------------------------------------------------------- reading
 
 
-def decompress_stored(codec: str, blob: Any, out: memoryview) -> None:
+def decompress_stored(codec: str, blob: StoredBlob, out: memoryview) -> None:
     """Decompress a :class:`~devpersist._format.StoredBlob` into ``out`` as it is read,
     then check the blob's checksum. A corrupted blob is reported as such (a checksum
     mismatch) even when the decompressor is the first to notice something wrong."""
