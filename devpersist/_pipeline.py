@@ -178,7 +178,12 @@ def _read_bounced(readinto: Callable[[int, memoryview], None], offset: int, out:
     return int(hasher.intdigest())
 
 
-def write_hashed(write: Callable[[Any], Any], chunk: Any, hasher: Any, worker: Worker) -> int:
+def write_hashed(
+    write: Callable[[memoryview], object],
+    chunk: bytes | memoryview,
+    hasher: xxhash.xxh3_64,
+    worker: Worker,
+) -> int:
     """Write ``chunk`` and feed it to ``hasher``, overlapped where that pays; its size.
 
     Returns once both are done, so the caller may then reuse the chunk's memory.
@@ -253,7 +258,7 @@ def staged_reads(
     length: int,
     buffers: Sequence[memoryview],
     worker: Worker,
-    hasher: Any,
+    hasher: xxhash.xxh3_64,
     before_refill: Callable[[int], None] | None = None,
 ) -> Generator[tuple[int, int, memoryview], None, None]:
     """Read ``length`` bytes at ``offset`` into ``buffers`` in turn, chunk by chunk.
