@@ -312,7 +312,9 @@ class StoredBlob:
             _check_digest(self._hasher.intdigest(), self._entry, self._what)
 
 
-def _decompressed(entry: ArrayEntry, stored: Any, size: int, what: str) -> memoryview:
+def _decompressed(
+    entry: dict[str, Any], stored: bytes | memoryview, size: int, what: str
+) -> memoryview:
     """A compressed section's bytes (its stored bytes already verified), exactly
     ``size`` of them."""
     from ._codecs import decompress_into
@@ -325,11 +327,11 @@ def _decompressed(entry: ArrayEntry, stored: Any, size: int, what: str) -> memor
     return memoryview(out)
 
 
-def _verify(data: bytes | memoryview, entry: ArrayEntry, what: str) -> None:
+def _verify(data: bytes | memoryview, entry: dict[str, Any], what: str) -> None:
     _check_digest(xxhash.xxh3_64_intdigest(data), entry, what)
 
 
-def _check_digest(digest: int, entry: ArrayEntry, what: str) -> None:
+def _check_digest(digest: int, entry: dict[str, Any], what: str) -> None:
     if checksum_text(digest) != entry["checksum"]:
         raise IntegrityError(f"checksum mismatch in {what}: the file is corrupted")
 
