@@ -37,9 +37,11 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
+
+_T = TypeVar("_T")
 
 #: Arrays (and chunks) smaller than this are moved without the worker thread.
 PIPELINE_BYTES = 8 * 2**20
@@ -110,9 +112,9 @@ class Worker:
         self.enabled = enabled
         self._pool: ThreadPoolExecutor | None = None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
         if not self.enabled:
-            done: Future[Any] = Future()
+            done: Future[_T] = Future()
             try:
                 done.set_result(fn(*args))
             except BaseException as exc:
