@@ -177,7 +177,7 @@ class TorchHandler(ArrayHandler):
                 tensor = flat.view(dtype).reshape(shape)
         return _finish(torch, tensor, entry)
 
-    def _dtype_name(self, entry: ArrayEntry, stored: Any) -> str | None:
+    def _dtype_name(self, entry: ArrayEntry, stored: np.dtype[Any]) -> str | None:
         """torch's name for an extended dtype (None: numpy's name is torch's)."""
         where = entry.get("path", "a torch array")
         name = entry.get("meta", {}).get("dtype")
