@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._exceptions import IntegrityError, MissingLibraryError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from ._format import StoredBlob
+    from .arrays import ArrayEntry
 
 MIN_COMPRESS_BYTES = 4096
 CODECS = {"zstd": "zstandard", "lz4": "lz4", "zlib": None, "lzma": None}
@@ -129,7 +135,7 @@ def warn_unmapped(file: Any, is_url: bool) -> bool:
     return False
 
 
-def warn_decoded(arrays: list[dict[str, Any]], pack_compressed: bool = False) -> None:
+def warn_decoded(arrays: list[ArrayEntry], pack_compressed: bool = False) -> None:
     """For ``load(..., mmap=True)``: warn that compressed and reduced-precision arrays
     are decompressed (or widened) into memory rather than mapped; with
     ``pack_compressed`` (format 2), so are the packed arrays."""
@@ -327,7 +333,7 @@ def stored_dtype(precision: str) -> np.dtype:
 # --------------------------------------------------------------------------- reading
 
 
-def decompress_stored(codec: str, blob: Any, out: memoryview) -> None:
+def decompress_stored(codec: str, blob: StoredBlob, out: memoryview) -> None:
     """Decompress a :class:`~devpersist._format.StoredBlob` into ``out`` as it is read,
     then check the blob's checksum. A corrupted blob is reported as such (a checksum
     mismatch) even when the decompressor is the first to notice something wrong."""
@@ -339,7 +345,9 @@ def decompress_stored(codec: str, blob: Any, out: memoryview) -> None:
     blob.finish()
 
 
-def decompress_into(codec: str, data: Any, out: memoryview) -> None:
+def decompress_into(
+    codec: str, data: bytes | bytearray | memoryview | Iterable[Buffer], out: memoryview
+) -> None:
     """Decompress ``data`` (a buffer, or an iterable of buffers consumed in order) into
     ``out``, which must come out exactly full.
 
@@ -377,7 +385,7 @@ _RATIO = {"zlib": 1040, "lz4": 256}
 class _PieceFile:
     """A read-only file over an iterable of buffers (zstd's stream reader pulls)."""
 
-    def __init__(self, pieces: Iterable[Any]) -> None:
+    def __init__(self, pieces: Iterable[Buffer]) -> None:
         self._pieces = iter(pieces)
         self._current = memoryview(b"")
 
@@ -392,7 +400,7 @@ class _PieceFile:
         return bytes(taken)  # a copy: the piece's memory is reused once consumed
 
 
-def _zstd_into(mod: Any, pieces: Iterable[Any], target: memoryview) -> tuple[int, bool]:
+def _zstd_into(mod: Any, pieces: Iterable[Buffer], target: memoryview) -> tuple[int, bool]:
     source = _PieceFile(pieces)
     reader = mod.ZstdDecompressor().stream_reader(
         source, read_size=1 << 20, read_across_frames=True
@@ -406,7 +414,9 @@ def _zstd_into(mod: Any, pieces: Iterable[Any], target: memoryview) -> tuple[int
     return produced, bool(reader.read(1)) or bool(source.read(1))
 
 
-def _feed_into(dec: Any, pieces: Iterable[Any], target: memoryview, ratio: int) -> tuple[int, bool]:
+def _feed_into(
+    dec: Any, pieces: Iterable[Buffer], target: memoryview, ratio: int
+) -> tuple[int, bool]:
     """Feed the input to ``dec`` in bits sized so that even the codec's best ``ratio``
     cannot make more than what ``target`` still lacks (or 1 MiB); output beyond
     ``target`` stops it."""
@@ -428,7 +438,7 @@ def _feed_into(dec: Any, pieces: Iterable[Any], target: memoryview, ratio: int) 
     return produced, bool(dec.unused_data) or not dec.eof
 
 
-def _pull_into(dec: Any, pieces: Iterable[Any], target: memoryview) -> tuple[int, bool]:
+def _pull_into(dec: Any, pieces: Iterable[Buffer], target: memoryview) -> tuple[int, bool]:
     """Ask ``dec`` (which buffers unconsumed input) for bounded output at a time."""
     produced = 0
     for data in pieces:

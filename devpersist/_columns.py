@@ -13,7 +13,7 @@ from the start of the pack's (decompressed) bytes, which one checksum covers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._manifest import (
@@ -36,6 +36,9 @@ from ._manifest import (
 )
 from ._protocol import HEADER, PACK_ALIGNMENT, Trailer, align
 from .arrays import dtype_from_descr, namespaces
+
+if TYPE_CHECKING:
+    from .arrays import ArrayEntry
 
 MANIFEST_KEYS_V2 = {**MANIFEST_KEYS, "arrays": dict, "pack": dict}
 PACK_KEYS = {"offset": int, "length": int, "checksum": str, "codec": str}
@@ -142,7 +145,7 @@ def check_section(name: str, entry: Any, sized: bool) -> None:
             )
 
 
-def validate_v2(manifest: dict[str, Any], trailer: Trailer) -> list[dict[str, Any]]:
+def validate_v2(manifest: dict[str, Any], trailer: Trailer) -> list[ArrayEntry]:
     """Check every field of a version 2 manifest; return the arrays as rows."""
     check_top(manifest, trailer, MANIFEST_KEYS_V2)
     graph = manifest["graph"]

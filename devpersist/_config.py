@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config_plan import (
     HOST_OFFLOAD,
@@ -42,6 +42,10 @@ from ._config_plan import (
 )
 from ._configured import ConfiguredEstimator, unwrap
 from ._exceptions import DeviceError, FormatError
+
+if TYPE_CHECKING:
+    from ._replay import Name
+    from .arrays import ArrayEntry
 
 __all__ = [
     "HOOK",
@@ -137,7 +141,7 @@ def owner_of(path: str | None, estimators: list[str]) -> str | None:
     return best
 
 
-def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
+def requirements(root: Any, arrays: list[ArrayEntry]) -> dict[str, Any]:
     """What the model needs, from its own arrays (``arrays``: the manifest entries).
 
     Returns ``{"sklearn": {...}, "estimators": {path: [[namespace, device], ...]}}``.
@@ -166,7 +170,7 @@ def requirements(root: Any, arrays: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def check_placement(
-    config: dict[str, Any] | None, entries: list[dict[str, Any]], planned: list[tuple[str, str]]
+    config: dict[str, Any] | None, entries: list[ArrayEntry], planned: list[tuple[str, str]]
 ) -> None:
     """Refuse a placement that leaves one estimator's arrays in several array libraries
     (no computation can combine them), naming the attribute paths; runs before anything
@@ -202,7 +206,7 @@ def check_placement(
 HOOK = "__sklearn_array_api_convert__"
 
 
-def defines_hook(approved: dict[Any, Any]) -> bool:
+def defines_hook(approved: dict[Name, Any]) -> bool:
     """Does any class the file names define scikit-learn's conversion hook?"""
     return any(isinstance(v, type) and hasattr(v, HOOK) for v in approved.values())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
 from typing import Any
 
 from ._config_plan import Planned, applied
@@ -46,7 +47,7 @@ class ConfiguredEstimator:
             return self._configured(value)
         return value
 
-    def _configured(self, method: Any) -> Any:
+    def _configured(self, method: types.MethodType) -> Callable[..., Any]:
         planned = self._devpersist_config
         raw = self.__wrapped__
 

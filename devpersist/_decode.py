@@ -26,8 +26,10 @@ from .arrays import dtype_from_descr, empty_host, handler_for_namespace, host_by
 
 if TYPE_CHECKING:
     from ._devices import Placement
+    from ._format import StoredBlob
     from ._pipeline import Worker
     from .arrays import ArrayEntry
+    from .arrays._base import HostArray
 
 
 class ArraySource(Protocol):
@@ -49,11 +51,11 @@ class ArraySource(Protocol):
         worker: Worker | None = None,
     ) -> None: ...
 
-    def stored_blob(self, index: int, worker: Worker | None = None) -> Any: ...
+    def stored_blob(self, index: int, worker: Worker | None = None) -> StoredBlob: ...
 
     def array_view(self, index: int, verify: bool = True) -> memoryview: ...
 
-    def packed_array(self, index: int, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]: ...
+    def packed_array(self, index: int, dtype: np.dtype[Any]) -> HostArray: ...
 
 
 def decode_array(
@@ -123,7 +125,7 @@ def _decode(placement: Placement, container: ArraySource, index: int, worker: Wo
     return handler_for_namespace(library).from_numpy(source.to_numpy(host, entry), device)
 
 
-def widen(host: np.ndarray[Any, Any], meta: dict[str, Any], restore: bool) -> np.ndarray[Any, Any]:
+def widen(host: HostArray, meta: dict[str, Any], restore: bool) -> HostArray:
     """Undo ``precision=``: bfloat16 bits become float32, then (``restore``) the saved
     dtype."""
     if meta["precision"] == "bfloat16":

@@ -178,7 +178,7 @@ def _children(
 _NUMBER = re.compile(r"(\d+)")
 
 
-def natural_key(text: str) -> list[Any]:
+def natural_key(text: str) -> list[tuple[int, int] | tuple[int, str]]:
     """Sort key placing ``estimators_[2]`` before ``estimators_[100]``."""
     return [(0, int(part)) if part.isdigit() else (1, part) for part in _NUMBER.split(text)]
 

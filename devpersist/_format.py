@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xxhash
@@ -58,6 +58,10 @@ from ._protocol import (
 from ._sniff import sniff
 from ._sources import BufferSource, FileSource, Source, read_stream
 from ._writer import BlobSource, Compression, write_container
+
+if TYPE_CHECKING:
+    from .arrays import ArrayEntry
+    from .arrays._base import HostArray
 
 __all__ = [
     "ALIGNMENT",
@@ -107,7 +111,7 @@ class Container:
     _pack: memoryview | None = field(default=None, repr=False)
     _pack_verified: bool = field(default=False, repr=False)
     #: v2: one writable copy of the verified pack, that packed arrays are views of.
-    _pack_copy: np.ndarray[Any, Any] | None = field(default=None, repr=False)
+    _pack_copy: HostArray | None = field(default=None, repr=False)
 
     @property
     def version(self) -> int:
@@ -129,7 +133,7 @@ class Container:
         return cls(source, parse_manifest(raw, trailer))
 
     @property
-    def arrays(self) -> list[dict[str, Any]]:
+    def arrays(self) -> list[ArrayEntry]:
         return self.manifest["arrays"]  # type: ignore[no-any-return]
 
     def graph(self) -> bytes:
@@ -157,7 +161,7 @@ class Container:
         self._pack, self._pack_verified = view, verify
         return view
 
-    def packed_array(self, index: int, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    def packed_array(self, index: int, dtype: np.dtype[Any]) -> HostArray:
         """Packed array ``index`` as a numpy array of ``dtype``, a view of one writable
         copy of the pack made (and verified) for the whole container.
 
@@ -176,7 +180,7 @@ class Container:
         shape = tuple(entry["shape"])
         return np.ndarray(shape, dtype, buffer=copy, offset=entry["offset"], order=entry["order"])
 
-    def _packed(self, entry: dict[str, Any], verify: bool = True) -> memoryview:
+    def _packed(self, entry: ArrayEntry, verify: bool = True) -> memoryview:
         return self.pack(verify)[entry["offset"] : entry["offset"] + entry["length"]]
 
     def worker(self) -> Worker:
@@ -265,7 +269,7 @@ class StoredBlob:
 
     def __init__(self, container: Container, index: int, worker: Worker | None) -> None:
         entry = container.arrays[index]
-        self._entry: dict[str, Any] | None = entry
+        self._entry: ArrayEntry | None = entry
         self._what = f"array {index}"
         self._hasher = xxhash.xxh3_64()
         if "packed" in entry:  # verified with the pack: one piece, nothing left to check
@@ -308,7 +312,9 @@ class StoredBlob:
             _check_digest(self._hasher.intdigest(), self._entry, self._what)
 
 
-def _decompressed(entry: dict[str, Any], stored: Any, size: int, what: str) -> memoryview:
+def _decompressed(
+    entry: dict[str, Any], stored: bytes | memoryview, size: int, what: str
+) -> memoryview:
     """A compressed section's bytes (its stored bytes already verified), exactly
     ``size`` of them."""
     from ._codecs import decompress_into

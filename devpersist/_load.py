@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _codecs, _config, _remote
 from ._devices import Placement
@@ -31,6 +31,9 @@ from ._progress import CountingSource, Progress
 from ._safety import audit_refusals, check_uses, normalize_trusted, prescreen, refused, resolve
 from ._save import FileLike, require_binary
 from ._sources import BufferSource, FileSource, Source, read_stream
+
+if TYPE_CHECKING:
+    from ._replay import Record
 
 
 @contextmanager
@@ -87,7 +90,7 @@ def open_container(source: Source) -> Container:
     return container
 
 
-def audit_container(container: Container, trusted: frozenset[str]) -> tuple[bytes, Any]:
+def audit_container(container: Container, trusted: frozenset[str]) -> tuple[bytes, Record]:
     """Parse and audit: the checked graph and what it does, nothing imported yet."""
     container.check_padding()
     graph = container.graph()

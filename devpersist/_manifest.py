@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from ._exceptions import FormatError, IntegrityError, ResourceLimitError, shown
 from ._protocol import ALIGNMENT, HEADER, Trailer, align
 from .arrays import dtype_from_descr, namespaces
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: JSON objects and arrays (``{``, ``[``) in a manifest: at most one per this many bytes
 #: (a real manifest has one per 20 bytes or more: a forest's is about 30), or this many.
@@ -213,7 +216,7 @@ def validate_v1(manifest: dict[str, Any], trailer: Trailer) -> None:
     check_globals(manifest)
 
 
-def validate_meta(name: str, meta: dict[str, Any], dtype: Any) -> None:
+def validate_meta(name: str, meta: dict[str, Any], dtype: np.dtype[Any]) -> None:
     """``precision=`` records: a known precision, stored as it says, and a floating
     dtype wider than 2 bytes to restore (what the writer records, nothing else)."""
     if ("precision" in meta) != ("cast" in meta):

@@ -69,8 +69,8 @@ class _Text:
     __slots__ = ()
 
 
-OPAQUE: Any = _Opaque()
-TEXT: Any = _Text()
+OPAQUE: _Opaque = _Opaque()
+TEXT: _Text = _Text()
 
 
 class _Big:
@@ -97,7 +97,7 @@ class _Box:
         self.buckets: dict[int, Any] | None = None
         # a tuple of numbers: a str naming its value (equal values, equal tokens) and
         # ``hash`` its hash(); a tuple holding text: TEXT; anything else: None
-        self.token: Any = None
+        self.token: str | _Text | None = None
         self.hash = 0
         self.depth = 1
         self.kids: tuple[_Box, ...] = ()  # a short tuple's containers (call arguments)

@@ -47,7 +47,7 @@ class _Pickler(pickle.Pickler):
         self._index: dict[int, int] = {}
         self._owner: Any = None
 
-    def persistent_id(self, obj: Any) -> Any:
+    def persistent_id(self, obj: Any) -> int | None:
         # called for every object pickled, ints and strings too: keep it lean
         handler = handler_for(type(obj))  # cached per type by the registry
         if handler is None:

@@ -37,9 +37,11 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
+
+_T = TypeVar("_T")
 
 #: Arrays (and chunks) smaller than this are moved without the worker thread.
 PIPELINE_BYTES = 8 * 2**20
@@ -110,9 +112,9 @@ class Worker:
         self.enabled = enabled
         self._pool: ThreadPoolExecutor | None = None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
         if not self.enabled:
-            done: Future[Any] = Future()
+            done: Future[_T] = Future()
             try:
                 done.set_result(fn(*args))
             except BaseException as exc:
@@ -178,7 +180,12 @@ def _read_bounced(readinto: Callable[[int, memoryview], None], offset: int, out:
     return int(hasher.intdigest())
 
 
-def write_hashed(write: Callable[[Any], Any], chunk: Any, hasher: Any, worker: Worker) -> int:
+def write_hashed(
+    write: Callable[[memoryview], object],
+    chunk: bytes | memoryview,
+    hasher: xxhash.xxh3_64,
+    worker: Worker,
+) -> int:
     """Write ``chunk`` and feed it to ``hasher``, overlapped where that pays; its size.
 
     Returns once both are done, so the caller may then reuse the chunk's memory.
@@ -253,7 +260,7 @@ def staged_reads(
     length: int,
     buffers: Sequence[memoryview],
     worker: Worker,
-    hasher: Any,
+    hasher: xxhash.xxh3_64,
     before_refill: Callable[[int], None] | None = None,
 ) -> Generator[tuple[int, int, memoryview], None, None]:
     """Read ``length`` bytes at ``offset`` into ``buffers`` in turn, chunk by chunk.

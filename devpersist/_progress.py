@@ -25,7 +25,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._sources import Source
 
 AUTO_BYTES = 64 * 2**20
 #: The largest piece of a saved array counted at once.
@@ -103,7 +106,7 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-    def counted(self, chunks: Iterable[Any]) -> Iterator[Any]:
+    def counted(self, chunks: Iterable[memoryview]) -> Iterator[memoryview]:
         """``chunks``, counted as they are consumed; large ones in pieces of
         :data:`PIECE`, so that the bar moves while one large array is written."""
         for chunk in chunks:
@@ -124,14 +127,14 @@ class Progress:
 class CountingSource:
     """A container source whose reads into memory move a progress bar (loading)."""
 
-    def __init__(self, source: Any, bar: Progress, count_views: bool) -> None:
+    def __init__(self, source: Source, bar: Progress, count_views: bool) -> None:
         self._source = source
         self._bar = bar
         self._count_views = count_views
         self.size = source.size
         self.overlaps = source.overlaps
 
-    def read(self, offset: int, length: int) -> Any:
+    def read(self, offset: int, length: int) -> memoryview:
         view = self._source.read(offset, length)
         if self._count_views:
             self._bar.update(length)

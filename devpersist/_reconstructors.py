@@ -26,6 +26,9 @@ from ._exceptions import FormatError, UnsupportedObjectError
 if TYPE_CHECKING:
     from ._devices import Placement
 
+    #: What a save-side reducer returns: pickle's ``(callable, arguments)``.
+    Reduced = tuple[Callable[..., Any], tuple[Any, ...]]
+
 #: The module name files use for devpersist's reconstructors (part of the format).
 WIRE_MODULE = "devpersist._graph"
 
@@ -84,7 +87,7 @@ def masked_array(data: Any, mask: Any, fill_value: Any, hard_mask: bool) -> Any:
     return np.ma.MaskedArray(data, mask=mask, fill_value=fill_value, hard_mask=bool(hard_mask))
 
 
-def reduce_masked_array(obj: Any) -> Any:
+def reduce_masked_array(obj: Any) -> Reduced:
     import numpy as np
 
     data, mask = np.asarray(obj.data), np.ma.getmaskarray(obj)
@@ -101,7 +104,7 @@ def matrix(array: Any) -> Any:
     return np.asmatrix(array)
 
 
-def reduce_matrix(obj: Any) -> Any:
+def reduce_matrix(obj: Any) -> Reduced:
     import numpy as np
 
     return matrix, (np.asarray(obj),)
@@ -119,7 +122,7 @@ def namespace_module(placement: Placement | None, name: str) -> Any:
     return module(name, placement)
 
 
-def reduce_module(obj: Any) -> Any:
+def reduce_module(obj: Any) -> Reduced:
     from ._namespaces import namespace_name
 
     return namespace_module, (namespace_name(obj),)
@@ -151,7 +154,7 @@ def torch_size(placement: Placement | None, dims: Any) -> Any:
     return torch.Size(dims)
 
 
-def reduce_torch_size(obj: Any) -> Any:
+def reduce_torch_size(obj: Any) -> Reduced:
     return torch_size, (tuple(int(d) for d in obj),)
 
 
@@ -172,7 +175,7 @@ def dtype(placement: Placement | None, namespace: Any, name: Any) -> Any:
     return found
 
 
-def reduce_torch_dtype(obj: Any) -> Any:
+def reduce_torch_dtype(obj: Any) -> Reduced:
     return dtype, ("torch", str(obj).removeprefix("torch."))
 
 
@@ -196,7 +199,7 @@ def zoneinfo(key: Any) -> Any:
         raise FormatError(f"time zone {key!a} is not available here: {exc}") from None
 
 
-def reduce_zoneinfo(obj: Any) -> Any:
+def reduce_zoneinfo(obj: Any) -> Reduced:
     try:
         obj.__reduce__()  # a zone read from a file object, even with a key, has no source
     except Exception as exc:  # to load again: zoneinfo refuses to pickle it, and so do we

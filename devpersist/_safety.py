@@ -310,11 +310,11 @@ def prescreen(names: Iterable[Name], trusted: frozenset[str] = frozenset()) -> N
 
 
 def use_refusals(
-    called: Iterable[Any],
-    modified: Iterable[Any],
+    called: Iterable[Name],
+    modified: Iterable[Name],
     approved: dict[Name, Any],
     trusted: frozenset[str] = frozenset(),
-    called_results: Iterable[Any] = (),
+    called_results: Iterable[Name] = (),
 ) -> dict[str, Refusal]:
     """Approved names the stream uses in ways their rule forbids, with the reason."""
     bad: dict[str, Refusal] = {}
@@ -334,7 +334,7 @@ def use_refusals(
     return bad
 
 
-def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Name, Any],
+def check_uses(called: Iterable[Name], modified: Iterable[Name], approved: dict[Name, Any],
                trusted: frozenset[str] = frozenset()) -> None:  # fmt: skip
     """Every called global must be a constructor, every modified result a fresh object."""
     bad = use_refusals(called, modified, approved, trusted)
@@ -342,7 +342,10 @@ def check_uses(called: Iterable[Any], modified: Iterable[Any], approved: dict[Na
         raise refused(bad, what="uses")
 
 
-_audit_refusals: dict[Any, dict[str, str]] = {}
+_audit_refusals: dict[
+    tuple[frozenset[Name], frozenset[Name], frozenset[Name], frozenset[Name], frozenset[str]],
+    dict[str, str],
+] = {}
 
 
 def audit_refusals(result: Record, trusted: frozenset[str] = frozenset()) -> dict[str, str]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from . import _codecs, _config, _format, _remote
 from ._atomic import atomic_target
@@ -30,6 +30,10 @@ from ._safety import audit_refusals
 from ._walk import array_paths
 from ._writer import BlobSource, Compression
 from .arrays import dtype_to_descr
+
+if TYPE_CHECKING:
+    from ._pickler import ArrayRef
+    from ._replay import Record
 
 PathLike = Union[str, "os.PathLike[str]"]
 FileLike = Union[PathLike, IO[bytes]]  # noqa: UP007
@@ -100,7 +104,7 @@ def prepare(obj: Any, options: DumpOptions, progress: Progress | None = None) ->
     return Prepared(graph, blobs, metadata, compression)
 
 
-def _warn_untrusted(audited: Any) -> None:
+def _warn_untrusted(audited: Record) -> None:
     """Say at save time, not at load, that a default load will refuse this file."""
     bad = audit_refusals(audited)  # everything named is imported already: cheap
     if bad:
@@ -126,7 +130,7 @@ def _device_name(namespace: str, device: str) -> str:
 
 
 def _blob(
-    ref: Any,
+    ref: ArrayRef,
     label: str | None,
     codec: tuple[str, int] | None,
     precision: str | None,
@@ -178,7 +182,9 @@ class _Chunks:
 
     __slots__ = ("produce", "progress")
 
-    def __init__(self, produce: Any, progress: Progress | None) -> None:
+    def __init__(
+        self, produce: Callable[[], Iterable[memoryview]], progress: Progress | None
+    ) -> None:
         self.produce = produce
         self.progress = progress
 

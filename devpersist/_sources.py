@@ -10,10 +10,13 @@ stream for the next load.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ._exceptions import IntegrityError
 from ._protocol import ALIGNMENT, END_MAGIC, HEADER, MAGIC, TRAILER, check_version
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 class Source:
@@ -34,7 +37,7 @@ class Source:
 class BufferSource(Source):
     """A container held in memory (bytes, a memory map): reads are views, no copies."""
 
-    def __init__(self, buffer: Any) -> None:
+    def __init__(self, buffer: Buffer) -> None:
         self._view = memoryview(buffer).cast("B")
         self.size = self._view.nbytes
 

@@ -78,7 +78,7 @@ class SafeUnpickler(pickle.Unpickler):
         return self._arrays[pid]
 
 
-def _tracking(func: Any, built: list[Any]) -> Callable[..., Any]:
+def _tracking(func: Callable[..., Any], built: list[Any]) -> Callable[..., Any]:
     def construct(*args: Any) -> Any:
         inst = func(*args)
         built.append(inst)

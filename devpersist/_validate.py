@@ -11,12 +11,15 @@ all their nodes at once, not 500 times a dozen.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checked import check_dtype
 from ._exceptions import IntegrityError
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 
 def _children_after_parents(
@@ -103,11 +106,11 @@ def tree_predictors(objs: Sequence[Any]) -> None:
         (dtype,) = complete
         joined = np.frombuffer(b"".join([n.tobytes() for n in all_nodes]), dtype)
 
-        def column(name: str, dtype: Any = None) -> np.ndarray:
+        def column(name: str, dtype: DTypeLike | None = None) -> np.ndarray:
             return joined[name] if dtype is None else joined[name].astype(dtype)
     else:  # a file need not: field by field
 
-        def column(name: str, dtype: Any = None) -> np.ndarray:
+        def column(name: str, dtype: DTypeLike | None = None) -> np.ndarray:
             parts = [n[name] if dtype is None else n[name].astype(dtype) for n in all_nodes]
             return np.concatenate(parts)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import types
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 from .arrays import array_modules
 
@@ -74,7 +74,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
 
 
 #: A place in the walk: the root's name, or (parent place, kind, key).
-_Place = Any
+_Place: TypeAlias = "str | tuple[_Place, int, Any] | None"
 
 
 def _path(place: _Place, made: dict[int, str]) -> str:
@@ -89,7 +89,7 @@ def _path(place: _Place, made: dict[int, str]) -> str:
     return text
 
 
-def _is_leaf(tp: type, opaque: frozenset[str] | set[str] | Any) -> bool:
+def _is_leaf(tp: type, opaque: frozenset[str] | set[str]) -> bool:
     return tp in _LEAVES or tp.__module__.partition(".")[0] in opaque
 
 

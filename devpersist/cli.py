@@ -17,11 +17,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._diff import natural_key
 from ._exceptions import printable
 from .arrays import decoded_size
+
+if TYPE_CHECKING:
+    from .arrays import ArrayEntry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
@@ -50,7 +53,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
 
 
-def _array_row(index: int, entry: dict[str, Any]) -> tuple[str, ...]:
+def _array_row(index: int, entry: ArrayEntry) -> tuple[str, ...]:
     dtype = entry["dtype"] if isinstance(entry["dtype"], str) else "structured"
     return (
         entry.get("path", f"#{index}"),

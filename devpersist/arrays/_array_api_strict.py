@@ -9,7 +9,7 @@ accelerator. The library has no float16 and no writeability flag.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from .._exceptions import DeviceError
 from ._base import ArrayHandler, Encoded, imported
 from ._dtypes import STANDARD_CODES
 from ._numpy import contiguous_chunks
+
+if TYPE_CHECKING:
+    from ._base import HostArray
 
 _HOST = "CPU_DEVICE"
 
@@ -75,7 +78,7 @@ class ArrayApiStrictHandler(ArrayHandler):
             chunks=contiguous_chunks(host, order),
         )
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         xp = _xp()
         try:
             return xp.asarray(array, device=xp.Device(device))  # wraps, no copy

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._base import CHUNK_BYTES, ArrayHandler, Encoded, imported
+
+if TYPE_CHECKING:
+    from ._base import HostArray
 
 _DEVICE_RE = re.compile(r"cuda(?::(\d+))?\Z")
 
@@ -61,7 +64,7 @@ class CupyHandler(ArrayHandler):
             nbytes=obj.nbytes,
         )
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         cupy = _cupy()
         with cupy.cuda.Device(self._device_index(device)):
             return cupy.asarray(array)  # keeps C or Fortran order

@@ -13,11 +13,14 @@ devpersist but its errors.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._exceptions import FormatError, shown
+
+if TYPE_CHECKING:
+    from ._base import ArrayEntry
 
 #: The string descriptors a file may use (with ``<``, ``>``, ``|``, ``=`` or no order).
 DESCR_RE = re.compile(r"[<>|=]?(b1|[iuf][1248]|f16|c(8|16|32)|[SUV]\d{1,9}|[mM]8(\[\w{1,6}\])?)\Z")
@@ -156,7 +159,7 @@ def _tuples_to_lists(value: Any) -> Any:
     return value
 
 
-def decoded_size(entry: dict[str, Any]) -> int:
+def decoded_size(entry: ArrayEntry) -> int:
     """The bytes of an array entry once decoded (``shape × itemsize``)."""
     count = 1
     for n in entry["shape"]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from .._exceptions import DeviceError, FormatError
 from ._base import ArrayHandler, Encoded, Stream, imported
 from ._descr import decoded_size, dtype_from_descr
 from ._dtypes import native
+
+if TYPE_CHECKING:
+    from ._base import ArrayEntry, HostArray
 
 #: Size of a host staging buffer.
 STAGE_BYTES = 32 * 2**20
@@ -101,15 +104,13 @@ class DpnpHandler(ArrayHandler):
 
     # -- loading -----------------------------------------------------------------------
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         self.require(host, entry)
         target = self.target(entry, device)
         usm_type = self._usm_type(entry, target)
         return _dpnp().asarray(native(host), device=target, usm_type=usm_type)
 
-    def decode_streamed(
-        self, entry: dict[str, Any], device: str | None, stream: Stream
-    ) -> Any | None:
+    def decode_streamed(self, entry: ArrayEntry, device: str | None, stream: Stream) -> Any | None:
         """The device array filled from the file through two host staging buffers (no
         host copy of the whole array)."""
         stored = dtype_from_descr(entry["dtype"])
@@ -135,7 +136,7 @@ class DpnpHandler(ArrayHandler):
         stream([b.data for b in buffers], consume, lambda token: None)
         return flat.reshape(tuple(entry["shape"]))
 
-    def _usm_type(self, entry: dict[str, Any], device: str) -> str:
+    def _usm_type(self, entry: ArrayEntry, device: str) -> str:
         """The recorded USM type, checked against what ``device`` can allocate."""
         where = entry.get("path", "a dpnp array")
         usm_type = entry.get("meta", {}).get("usm_type", "device")
@@ -153,7 +154,7 @@ class DpnpHandler(ArrayHandler):
             )
         return str(usm_type)
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         return _dpnp().asarray(array, device=device)
 
     # -- devices -----------------------------------------------------------------------

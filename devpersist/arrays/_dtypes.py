@@ -109,7 +109,7 @@ def numpy_stand_in(name: str) -> np.dtype[Any]:
     return storage_dtype(name)
 
 
-def check(name: Any, host_dtype: Any, where: str = "array") -> str:
+def check(name: Any, host_dtype: np.dtype[Any], where: str = "array") -> str:
     """Validate a ``meta["dtype"]`` read from a file against the stored dtype."""
     if not isinstance(name, str) or name not in EXTENDED:
         raise FormatError(f"{where}: unknown element type {name!r}")

@@ -12,7 +12,7 @@ it raises instead of silently halving the precision.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .._exceptions import DeviceError, UnsupportedObjectError
 from . import _dtypes
 from ._base import ArrayHandler, Encoded, imported
 from ._numpy import contiguous_chunks
+
+if TYPE_CHECKING:
+    from ._base import ArrayEntry, HostArray
 
 _ALIASES = {"cuda": "gpu", "rocm": "gpu"}
 
@@ -106,7 +109,7 @@ class JaxHandler(ArrayHandler):
             chunks=produce,
         )
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         host = _dtypes.native(host)
         name = entry.get("meta", {}).get("dtype")
         if name is not None:
@@ -115,7 +118,7 @@ class JaxHandler(ArrayHandler):
             self.require(host, entry)
         return self._put(host, self.target(entry, device))
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         return self._put(array, device)
 
     def _put(self, host: np.ndarray, device: str) -> Any:

@@ -7,7 +7,8 @@ viewed as that type again on load (which then needs ``ml_dtypes``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,11 +17,14 @@ from ._descr import dtype_from_descr
 from ._dtypes import check, ml_dtype, ml_dtypes_name, native
 from ._dtypes import storage_dtype as extended_storage
 
+if TYPE_CHECKING:
+    from ._base import ArrayEntry, HostArray
 
-def contiguous_chunks(arr: np.ndarray, order: str) -> Any:
+
+def contiguous_chunks(arr: np.ndarray, order: str) -> Callable[[], Iterator[memoryview]]:
     """Bytes of ``arr`` in ``order``, without a copy when it is already contiguous."""
 
-    def produce() -> Any:
+    def produce() -> Iterator[memoryview]:
         flat = arr if order == "C" else arr.T
         if not flat.flags.c_contiguous:
             flat = np.ascontiguousarray(flat)  # one host copy of one array at a time
@@ -75,7 +79,7 @@ def _padding(dtype: np.dtype) -> np.ndarray | None:
     return np.where(covered, np.uint8(0xFF), np.uint8(0)).view(f"<u{word}")
 
 
-def zeroed_chunks(arr: np.ndarray, keep: np.ndarray) -> Any:
+def zeroed_chunks(arr: np.ndarray, keep: np.ndarray) -> Callable[[], Iterator[memoryview]]:
     """Bytes of ``arr`` in C order with its padding bytes zeroed (``keep``: from
     :func:`padding_keep`).
 
@@ -84,7 +88,7 @@ def zeroed_chunks(arr: np.ndarray, keep: np.ndarray) -> Any:
     asks for the next): one pass over the data, no full copy of the array.
     """
 
-    def produce() -> Any:
+    def produce() -> Iterator[memoryview]:
         flat = np.ascontiguousarray(arr).reshape(-1)  # a view unless not C-contiguous
         count = flat.shape[0]
         if count == 0:
@@ -134,7 +138,7 @@ class NumpyHandler(ArrayHandler):
             nbytes=obj.nbytes,
         )
 
-    def decode(self, host: np.ndarray, entry: dict[str, Any], device: str | None) -> Any:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         meta = entry.get("meta", {})
         name = meta.get("dtype")
         if name is not None:
@@ -143,21 +147,21 @@ class NumpyHandler(ArrayHandler):
             host.flags.writeable = False
         return host
 
-    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+    def maps(self, entry: ArrayEntry, device: str | None) -> bool:
         return True
 
-    def decode_mapped(self, host: np.ndarray, entry: dict[str, Any], device: str | None) -> Any:
+    def decode_mapped(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         host.flags.writeable = False  # a view of the file: read-only, as documented
         return self.decode(host, entry, device)
 
-    def accepts(self, dtype: Any) -> bool:
+    def accepts(self, dtype: np.dtype[Any]) -> bool:
         return not dtype.hasobject
 
     def from_numpy(self, array: Any, device: str) -> Any:
         return np.asarray(array)
 
 
-def empty_host(entry: dict[str, Any]) -> np.ndarray:
+def empty_host(entry: ArrayEntry) -> np.ndarray:
     """A fresh host array with the stored dtype, shape and order of ``entry``."""
     shape, dtype = tuple(entry["shape"]), dtype_from_descr(entry["dtype"])
     return np.empty(shape, dtype=dtype, order=entry["order"])

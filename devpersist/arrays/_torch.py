@@ -21,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .._exceptions import FormatError, UnsupportedObjectError
 from . import _dtypes
 from ._base import ArrayHandler, Encoded, Stream, imported
 from ._descr import decoded_size, dtype_from_descr
+
+if TYPE_CHECKING:
+    from ._base import ArrayEntry, HostArray
 
 #: Size of a staging buffer; a device array moves through two of them.
 STAGE_BYTES = 32 * 2**20
@@ -124,7 +127,7 @@ class TorchHandler(ArrayHandler):
 
     # -- loading -----------------------------------------------------------------------
 
-    def decode(self, host: Any, entry: dict[str, Any], device: str | None) -> Any:
+    def decode(self, host: HostArray, entry: ArrayEntry, device: str | None) -> Any:
         torch = _torch()
         host = _dtypes.native(host)
         name = self._dtype_name(entry, host.dtype)
@@ -137,12 +140,10 @@ class TorchHandler(ArrayHandler):
                 tensor = tensor.to(target)
         return _finish(torch, tensor, entry)
 
-    def maps(self, entry: dict[str, Any], device: str | None) -> bool:
+    def maps(self, entry: ArrayEntry, device: str | None) -> bool:
         return bool(_torch().device(self.target(entry, device)).type == "cpu")
 
-    def decode_streamed(
-        self, entry: dict[str, Any], device: str | None, stream: Stream
-    ) -> Any | None:
+    def decode_streamed(self, entry: ArrayEntry, device: str | None, stream: Stream) -> Any | None:
         """A device tensor filled straight from the file through two staging buffers
         (pinned, with overlapped copies, for CUDA): no host copy of the whole array."""
         torch = _torch()
@@ -176,7 +177,7 @@ class TorchHandler(ArrayHandler):
                 tensor = flat.view(dtype).reshape(shape)
         return _finish(torch, tensor, entry)
 
-    def _dtype_name(self, entry: dict[str, Any], stored: Any) -> str | None:
+    def _dtype_name(self, entry: ArrayEntry, stored: np.dtype[Any]) -> str | None:
         """torch's name for an extended dtype (None: numpy's name is torch's)."""
         where = entry.get("path", "a torch array")
         name = entry.get("meta", {}).get("dtype")
@@ -188,7 +189,7 @@ class TorchHandler(ArrayHandler):
             raise FormatError(f"{where}: torch cannot hold {stored} arrays")
         return name  # type: ignore[no-any-return]
 
-    def build(self, array: Any, device: str) -> Any:
+    def build(self, array: HostArray, device: str) -> Any:
         torch = _torch()
         if not array.flags.writeable:  # torch warns on read-only memory
             array = array.copy()
@@ -244,7 +245,7 @@ class TorchHandler(ArrayHandler):
             return None
 
 
-def _finish(torch: Any, tensor: Any, entry: dict[str, Any]) -> Any:
+def _finish(torch: Any, tensor: Any, entry: ArrayEntry) -> Any:
     """Restore ``requires_grad`` and ``Parameter`` from the entry's meta."""
     meta = entry.get("meta", {})
     requires_grad = bool(meta.get("requires_grad", False))
