@@ -248,16 +248,16 @@ def load(
     """
     mmap = mmap and _codecs.warn_unmapped(file, _remote.is_url(file))  # else read, warned
     options = LoadOptions(
-        trusted,
-        device,
-        namespace,
-        fallback,
-        restore_config,
-        restore_precision,
-        strict,
-        mmap,
-        verify,
-        progress,
+        trusted=trusted,
+        device=device,
+        namespace=namespace,
+        fallback=fallback,
+        restore_config=restore_config,
+        restore_precision=restore_precision,
+        strict=strict,
+        mmap=mmap,
+        verify=verify,
+        progress=progress,
     )
     with open_source(file, mmap=mmap, storage_options=storage_options) as source:
         return load_container(open_container(source), options)
@@ -278,14 +278,14 @@ def loads(
     """Load an object from bytes made by :func:`dumps`; see :func:`load`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}")
-    options = LoadOptions(
-        trusted,
-        device,
-        namespace,
-        fallback,
-        restore_config,
-        restore_precision,
-        strict,
+    options = LoadOptions(  # no mmap or verify: bytes are in memory and always verified
+        trusted=trusted,
+        device=device,
+        namespace=namespace,
+        fallback=fallback,
+        restore_config=restore_config,
+        restore_precision=restore_precision,
+        strict=strict,
         progress=progress,
     )
     return load_container(open_container(BufferSource(data)), options)

@@ -251,7 +251,13 @@ def dumps(
     UnsupportedObjectError
         Some object in the graph cannot be saved; the message names its path.
     """
-    options = DumpOptions(compress, precision, progress, clamp_precision, metadata)
+    options = DumpOptions(
+        compress=compress,
+        precision=precision,
+        progress=progress,
+        clamp_precision=clamp_precision,
+        metadata=metadata,
+    )
     bar = Progress(0, "saving", progress)
     prepared = prepare(obj, options, bar)
     buf = io.BytesIO()
@@ -282,7 +288,13 @@ def dump(
     never any other file).
     """
     # raises before anything touches the target
-    options = DumpOptions(compress, precision, progress, clamp_precision, metadata)
+    options = DumpOptions(
+        compress=compress,
+        precision=precision,
+        progress=progress,
+        clamp_precision=clamp_precision,
+        metadata=metadata,
+    )
     bar = Progress(0, "saving", progress)
     prepared = prepare(obj, options, bar)
     if _remote.is_url(file):
