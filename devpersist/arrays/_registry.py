@@ -131,8 +131,11 @@ def handler_for_namespace(namespace: str) -> ArrayHandler:
     return handler
 
 
-def _library_of(tp: type) -> str | None:
-    return _by_module.get((getattr(tp, "__module__", "") or "").partition(".")[0])
+def _candidate(tp: type) -> ArrayHandler | None:
+    """The handler of the library whose top-level module defines ``tp``, if registered
+    (the caller asks it whether ``tp`` is really its type)."""
+    namespace = _by_module.get((getattr(tp, "__module__", "") or "").partition(".")[0])
+    return None if namespace is None else handler_for_namespace(namespace)
 
 
 def handler_for(tp: type) -> ArrayHandler | None:
@@ -141,12 +144,8 @@ def handler_for(tp: type) -> ArrayHandler | None:
         return HANDLERS_BY_TYPE[tp]
     except KeyError:
         pass
-    handler = None
-    namespace = _library_of(tp)
-    if namespace is not None:
-        candidate = handler_for_namespace(namespace)
-        if candidate.owns(tp):
-            handler = candidate
+    candidate = _candidate(tp)
+    handler = candidate if candidate is not None and candidate.owns(tp) else None
     HANDLERS_BY_TYPE[tp] = handler
     return handler
 
@@ -158,12 +157,8 @@ def device_handler(tp: type) -> ArrayHandler | None:
         return _device_handlers[tp]
     except KeyError:
         pass
-    handler = None
-    namespace = _library_of(tp)
-    if namespace is not None:
-        candidate = handler_for_namespace(namespace)
-        if tp in candidate.device_types():
-            handler = candidate
+    candidate = _candidate(tp)
+    handler = candidate if candidate is not None and tp in candidate.device_types() else None
     _device_handlers[tp] = handler
     return handler
 
