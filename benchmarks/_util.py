@@ -304,3 +304,15 @@ _T0 = time.perf_counter()
 def log(*args: Any) -> None:
     """Progress on stderr, with the seconds since start."""
     print(f"[{time.perf_counter() - _T0:6.1f} s]", *args, file=sys.stderr, flush=True)
+
+
+def load_average_line(before: Sequence[float], after: Sequence[float]) -> str:
+    """The report's last words: the machine's load average (1, 5, 15 min) around the run,
+    so that a reader can tell a quiet run from a busy one."""
+    return (
+        "Load average (1, 5, 15 min) before: "
+        + ", ".join(f"{x:.2f}" for x in before)
+        + "; after: "
+        + ", ".join(f"{x:.2f}" for x in after)
+        + "."
+    )

@@ -47,6 +47,7 @@ from _util import (
     current_rss_bytes,
     fmt_ratio,
     fmt_us,
+    load_average_line,
     log,
     machine_info,
     machine_markdown,
@@ -1069,11 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     out.append(
-        f"Total benchmark time: {elapsed:.0f} s. Load average (1, 5, 15 min) before: "
-        + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after: "
-        + ", ".join(f"{x:.2f}" for x in load_after)
-        + "."
+        f"Total benchmark time: {elapsed:.0f} s. " + load_average_line(load_before, load_after)
     )
     print("\n".join(out))
     if args.json:

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown modes: {sorted(unknown)}; known: {', '.join(MODES)}")
     base = args.dir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
-    from _util import machine_info, machine_markdown
+    from _util import load_average_line, machine_info, machine_markdown
 
     load_before = os.getloadavg()
     out = ["# Read/hash overlap across fresh processes\n", machine_markdown(machine_info())]
@@ -311,13 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             raw[str(mib)] = results
             out.append(markdown(mib, results, args.loads) + "\n")
     load_after = os.getloadavg()
-    out.append(
-        "Load average (1, 5, 15 min) before: "
-        + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after: "
-        + ", ".join(f"{x:.2f}" for x in load_after)
-        + "."
-    )
+    out.append(load_average_line(load_before, load_after))
     print("\n".join(out))
     if args.json:
         with open(args.json, "w") as f:

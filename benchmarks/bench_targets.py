@@ -53,6 +53,7 @@ import numpy as np
 from _util import (
     MiB,
     current_rss_bytes,
+    load_average_line,
     log,
     machine_info,
     machine_markdown,
@@ -860,12 +861,8 @@ def main(argv: list[str] | None = None) -> int:
     out.extend(sections)
     load_after = os.getloadavg()
     out.append(
-        f"Total time: {time.perf_counter() - started:.0f} s. Load average (1, 5, 15 min) "
-        "before: "
-        + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after: "
-        + ", ".join(f"{x:.2f}" for x in load_after)
-        + "."
+        f"Total time: {time.perf_counter() - started:.0f} s. "
+        + load_average_line(load_before, load_after)
     )
     print("\n".join(out))
     if args.json:
